@@ -1,0 +1,50 @@
+"""The demo hub run by `bash .ci/hub`: DockerSpawner at http://127.0.0.1:8000.
+
+On a machine where a Docker engine answers, servers run in real containers of
+the locally built single-user image. Elsewhere they run on fakedocker, which
+starts the same `jupyterhub-singleuser` as a local process per server.
+Log in with any name and any password (dummy authenticator).
+"""
+
+import os
+import sys
+
+c = get_config()  # noqa: F821 - provided by JupyterHub
+
+c.JupyterHub.authenticator_class = "dummy"
+c.JupyterHub.spawner_class = "docker"
+c.JupyterHub.bind_url = "http://127.0.0.1:8000"
+c.Authenticator.allow_all = True
+c.JupyterHub.allow_named_servers = True
+c.DockerSpawner.remove = True
+c.Spawner.start_timeout = 120
+
+
+def _docker_gateway() -> str | None:
+    """The default bridge's gateway if a Docker engine answers, else None."""
+    try:
+        import docker
+
+        client = docker.APIClient(version="auto", timeout=3, **docker.utils.kwargs_from_env())
+        bridge = client.inspect_network("bridge")
+        client.close()
+        return bridge["IPAM"]["Config"][0]["Gateway"]
+    except Exception as e:  # noqa: BLE001 - any failure means "use the fake"
+        print(f"[demo] no Docker engine answers ({e.__class__.__name__}): using fakedocker", file=sys.stderr)
+        return None
+
+
+gateway = None if os.environ.get("DEMO_ENGINE") == "fake" else _docker_gateway()
+if gateway:
+    print(f"[demo] Docker engine found: containers reach the hub at {gateway}", file=sys.stderr)
+    # containers on the default bridge reach the hub through the bridge's gateway
+    c.JupyterHub.hub_ip = gateway
+else:
+    from fakedocker import FakeDocker
+
+    from dockerspawner.dockerspawner import DockerSpawner
+
+    fake = FakeDocker(processes=True)
+    fake.add_image(DockerSpawner.image.default_value, config={"Cmd": ["jupyterhub-singleuser"]})
+    c.DockerSpawner.engine = fake
+    c.DockerSpawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]

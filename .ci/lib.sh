@@ -1,0 +1,95 @@
+# shellcheck shell=bash
+# Shared helpers for the .ci scripts (sourced, not executed).
+# Conventions: timings and messages go to stderr; daemons started by these
+# scripts log to files under $CI_STATE and never hold our stdout/stderr.
+
+CI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$CI_DIR/.." && pwd)
+CI_STATE=${DOCKERSPAWNER_CI_STATE:-$CI_DIR/state}
+CI_CACHE=${DOCKERSPAWNER_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dockerspawner-ci}
+DEFAULT_DOCKER_SOCK=/var/run/docker.sock
+
+_ci_t0=${_ci_t0:-$(date +%s.%N)}
+# ci_log TAG MESSAGE...   -> "[TAG  12.34s] message" on stderr (time since script start)
+ci_log() {
+    local tag=$1; shift
+    awk -v a="$_ci_t0" -v b="$(date +%s.%N)" -v t="$tag" -v m="$*" \
+        'BEGIN { printf "[%s %6.2fs] %s\n", t, b - a, m }' >&2
+}
+# ci_since T0 -> seconds elapsed since T0 (date +%s.%N), 2 decimals
+ci_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+
+ci_is_root() { [ "$(id -u)" = 0 ]; }
+
+# ci_record_started NAME PID: remember a daemon we started, so that whoever
+# asked for it (.ci/run, via DOCKERSPAWNER_CI_STARTED) can stop exactly it.
+ci_record_started() {
+    local name=$1 pid=$2
+    mkdir -p "$CI_STATE"
+    echo "$pid" >"$CI_STATE/$name.pid"
+    if [ -n "${DOCKERSPAWNER_CI_STARTED:-}" ]; then
+        echo "$name $pid" >>"$DOCKERSPAWNER_CI_STARTED"
+    fi
+}
+
+# ci_start_daemon NAME LOGFILE CMD...: start CMD detached (own session, stdin
+# from /dev/null, stdout+stderr appended to LOGFILE); sets CI_DAEMON_PID.
+# Note: in a non-interactive shell the background child is not a process group
+# leader, so setsid execs in place and $! is the daemon's own PID.
+ci_start_daemon() {
+    local name=$1 log=$2; shift 2
+    mkdir -p "$(dirname "$log")"
+    printf '=== %s: starting %s\n' "$(date '+%F %T')" "$*" >>"$log"
+    setsid "$@" >>"$log" 2>&1 </dev/null &
+    CI_DAEMON_PID=$!
+    ci_record_started "$name" "$CI_DAEMON_PID"
+}
+
+# ci_wait_until TIMEOUT_S PID LOG CHECK...: poll CHECK (a command) every 0.1s
+# until it succeeds; fail (returning 1, log tail on stderr) if PID dies or
+# TIMEOUT_S passes.
+ci_wait_until() {
+    local timeout_s=$1 pid=$2 log=$3; shift 3
+    local deadline=$(( $(date +%s) + timeout_s ))
+    until "$@"; do
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            echo "process $pid exited; last lines of $log:" >&2
+            tail -n 30 "$log" >&2 || true
+            return 1
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "timeout after ${timeout_s}s; last lines of $log:" >&2
+            tail -n 30 "$log" >&2 || true
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# ci_stop_pid NAME PID [GRACE_S]: SIGTERM, bounded wait, then SIGKILL. Only
+# touches PID if its command line still contains NAME's program.
+ci_stop_pid() {
+    local name=$1 pid=$2 grace=${3:-30} prog
+    case $name in
+        dockerd) prog=dockerd ;;
+        registry) prog=docker-registry ;;
+        podman) prog=podman ;;
+        *) prog=$name ;;
+    esac
+    kill -0 "$pid" 2>/dev/null || return 0
+    if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$prog"; then
+        echo "not stopping pid $pid: it is no longer $prog" >&2
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || return 0
+    local deadline=$(( $(date +%s) + grace ))
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "$name (pid $pid) still alive after ${grace}s: SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.2
+    done
+    rm -f "$CI_STATE/$name.pid"
+}

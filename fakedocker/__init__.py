@@ -1,0 +1,1 @@
+"""fakedocker: an in-memory Docker engine (work in progress)."""

@@ -1,0 +1,250 @@
+"""Engine fixtures shared by the whole test suite.
+
+One test runs once per engine in ``DOCKERSPAWNER_TEST_ENGINES`` (comma list of
+``fake``, ``docker``, ``podman``; default ``fake,docker``). A real engine that
+does not answer skips its tests on a developer machine, but fails them in CI
+(env ``CI`` set), where a silently skipped engine would hide a broken bring-up.
+
+Objects a test makes on a real engine carry ``TEST_LABELS`` (the contract label
+plus a label naming this pytest run); everything so labelled is removed after
+each test, even when it failed, and only this run's objects, so two runs on one
+engine do not clean up each other's work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import os
+import uuid
+from typing import Any, AsyncIterator, Callable
+
+import pytest
+
+from dockerspawner.engine import EngineError, NotFound
+
+TEST_IMAGE = "local/busybox:test"
+CONTRACT_LABEL = "org.jupyterhub.test"
+RUN_LABEL = "org.jupyterhub.test.run"
+RUN_ID = uuid.uuid4().hex[:8]
+TEST_LABELS: dict[str, str] = {CONTRACT_LABEL: "contract", RUN_LABEL: RUN_ID}
+LABEL_FILTERS: list[str] = [f"{k}={v}" for k, v in TEST_LABELS.items()]
+
+#: What ``local/busybox:test`` looks like on the real engines (an imported
+#: rootfs: no Cmd, no Entrypoint, no Env); the fake gets the same.
+TEST_IMAGE_CONFIG: dict[str, Any] = {"Cmd": None, "Entrypoint": None, "Env": None, "Labels": None}
+
+REAL_KINDS = ("docker", "podman")
+ALL_KINDS = ("fake",) + REAL_KINDS
+
+
+def _parse_engines(raw: str | None) -> list[str]:
+    kinds = [k.strip().lower() for k in (raw or "fake,docker").split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in ALL_KINDS]
+    if unknown:
+        raise pytest.UsageError(
+            f"DOCKERSPAWNER_TEST_ENGINES: unknown engine(s) {unknown}; use {', '.join(ALL_KINDS)}"
+        )
+    return list(dict.fromkeys(kinds))
+
+
+ENGINES: list[str] = _parse_engines(os.environ.get("DOCKERSPAWNER_TEST_ENGINES"))
+REAL_ENGINES: list[str] = [k for k in ENGINES if k in REAL_KINDS]
+
+
+def engine_url(kind: str) -> str:
+    """Where a real engine of ``kind`` is expected to answer."""
+    if kind == "podman":
+        return os.environ.get("DOCKERSPAWNER_PODMAN_HOST") or "unix:///run/podman-test.sock"
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def make_real_engine(kind: str, **kwargs: Any):
+    """A ``DockerPyEngine`` for ``kind``; docker honours ``DOCKER_HOST``."""
+    from dockerspawner.engine.dockerpy import DockerPyEngine
+
+    if kind == "podman":
+        eng = DockerPyEngine(client_kwargs={"base_url": engine_url(kind)}, use_env=False, **kwargs)
+    else:
+        eng = DockerPyEngine(**kwargs)
+    eng.engine_kind = kind
+    return eng
+
+
+_availability: dict[str, str | None] = {}
+
+
+async def _why_unavailable(kind: str) -> str | None:
+    """None when the engine answers a ping and has the test image, else why not."""
+    if kind in _availability:
+        return _availability[kind]
+    probe = make_real_engine(kind, timeout=10, max_workers=2)
+    reason = None
+    try:
+        await probe.ping()
+        try:
+            await probe.inspect_image(TEST_IMAGE)
+        except NotFound:
+            reason = (
+                f"the engine at {engine_url(kind)} answers but has no image {TEST_IMAGE}: "
+                "build it with `bash .ci/test` (or the rig's make-busybox-rootfs recipe)"
+            )
+    except EngineError as e:
+        reason = (
+            f"no {kind} engine answers at {engine_url(kind)}: start one with `bash .ci/test` "
+            f"(tried ping: {e})"
+        )
+    finally:
+        await probe.close()
+    _availability[kind] = reason
+    return reason
+
+
+async def _require(kind: str) -> None:
+    reason = await _why_unavailable(kind)
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set, so a missing engine is an error: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+async def _ignore_missing(coro) -> None:
+    try:
+        await coro
+    except NotFound:
+        pass
+
+
+async def cleanup_labelled(eng: Any, label_filters: list[str] = LABEL_FILTERS) -> None:
+    """Remove what carries all of ``label_filters``: services first (their
+    tasks would otherwise restart), then containers, networks and volumes,
+    retrying briefly while swarm or the engine still release them."""
+    filters = {"label": list(label_filters)}
+    try:
+        services = await eng.list_services(filters=filters)
+    except EngineError:
+        services = []
+    for svc in services:
+        await _ignore_missing(eng.remove_service(svc["ID"]))
+    leftovers: list[str] = []
+    for _attempt in range(40):
+        leftovers = []
+        for c in await eng.list_containers(all=True, filters=filters):
+            try:
+                await eng.remove_container(c["Id"], force=True, volumes=True)
+            except NotFound:
+                pass
+            except EngineError:
+                leftovers.append(c["Id"][:12])
+        for net in await eng.list_networks(filters=filters):
+            try:
+                await eng.remove_network(net["Id"])
+            except NotFound:
+                pass
+            except EngineError:
+                leftovers.append(net["Name"])
+        for vol in await eng.list_volumes(filters=filters):
+            try:
+                await eng.remove_volume(vol["Name"], force=True)
+            except NotFound:
+                pass
+            except EngineError:
+                leftovers.append(vol["Name"])
+        if not leftovers:
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"test objects still in use after cleanup: {leftovers}")
+
+
+async def _make_fake():
+    try:
+        import fakedocker
+    except ImportError as e:
+        pytest.skip(f"fakedocker is not importable yet ({e})")
+    factory = getattr(fakedocker, "FakeDocker", None)
+    if factory is None:
+        pytest.skip("fakedocker.FakeDocker does not exist yet")
+    fake = factory()
+    fake.engine_kind = "fake"
+    return fake
+
+
+@pytest.fixture(params=ENGINES, ids=ENGINES)
+async def engine(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A protocol object for one engine kind (``engine.engine_kind``)."""
+    kind = request.param
+    if kind == "fake":
+        eng = await _make_fake()
+    else:
+        await _require(kind)
+        eng = make_real_engine(kind)
+    try:
+        yield eng
+    finally:
+        try:
+            if kind != "fake":
+                await cleanup_labelled(eng)
+        finally:
+            await eng.close()
+
+
+@pytest.fixture(params=REAL_ENGINES or [pytest.param(None, marks=pytest.mark.skip(
+    reason="no real engine in DOCKERSPAWNER_TEST_ENGINES"))], ids=REAL_ENGINES or ["none"])
+async def real_engine(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """Like ``engine``, but only over the real engines in ``ENGINES``."""
+    kind = request.param
+    await _require(kind)
+    eng = make_real_engine(kind)
+    try:
+        yield eng
+    finally:
+        try:
+            await cleanup_labelled(eng)
+        finally:
+            await eng.close()
+
+
+async def _ensure_test_image(eng: Any) -> str:
+    if getattr(eng, "engine_kind", None) == "fake":
+        result = eng.add_image(TEST_IMAGE, config=dict(TEST_IMAGE_CONFIG))
+        if inspect.isawaitable(result):
+            await result
+    return TEST_IMAGE
+
+
+@pytest.fixture
+async def test_image(engine: Any) -> str:
+    """``local/busybox:test``, present on the engine under test."""
+    return await _ensure_test_image(engine)
+
+
+@pytest.fixture
+async def real_test_image(real_engine: Any) -> str:
+    return await _ensure_test_image(real_engine)
+
+
+@pytest.fixture
+def test_labels() -> dict[str, str]:
+    """Labels that make an object this run's, so the fixtures clean it up."""
+    return dict(TEST_LABELS)
+
+
+@pytest.fixture
+def label_filters() -> list[str]:
+    """``filters={"label": label_filters}`` selects exactly this run's objects."""
+    return list(LABEL_FILTERS)
+
+
+_name_counter = itertools.count(1)
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """``unique_name("web")`` -> ``ct-<run>-<n>-web``: never reused in a run."""
+
+    def make(suffix: str = "x") -> str:
+        return f"ct-{RUN_ID}-{next(_name_counter)}-{suffix}"
+
+    return make

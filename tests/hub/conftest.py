@@ -1,0 +1,68 @@
+"""A real JupyterHub (its MockHub, in this process) spawning with DockerSpawner.
+
+The hub, the proxy (configurable-http-proxy) and the engine client all run for
+real; the engine is fakedocker unless a test asks for a real one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from dockerspawner import DockerSpawner
+
+REPO = Path(__file__).resolve().parents[2]
+CHP_BIN = REPO / ".ci" / "node" / "node_modules" / ".bin"
+
+
+def _ensure_proxy_on_path() -> None:
+    if shutil.which("configurable-http-proxy"):
+        return
+    if (CHP_BIN / "configurable-http-proxy").exists():
+        os.environ["PATH"] = f"{CHP_BIN}{os.pathsep}{os.environ['PATH']}"
+        return
+    pytest.fail(
+        "configurable-http-proxy is not installed: run `bash .ci/setup` "
+        "(or `npm install --prefix .ci/node configurable-http-proxy`)"
+    )
+
+
+@pytest.fixture
+async def hub_factory(tmp_path, monkeypatch):
+    """Make (and finally stop) MockHubs sharing one database file, so a test can
+    restart the hub and see what survives."""
+    from jupyterhub.tests.mocking import MockHub
+
+    _ensure_proxy_on_path()
+    monkeypatch.setenv("JUPYTERHUB_TEST_DB_URL", f"sqlite:///{tmp_path}/jupyterhub.sqlite")
+    apps = []
+
+    async def make(engine, *, clean_db: bool = True, **spawner_config) -> MockHub:
+        cfg = Config()
+        cfg.JupyterHub.spawner_class = DockerSpawner
+        cfg.JupyterHub.cleanup_servers = False
+        cfg.JupyterHub.allow_named_servers = True
+        cfg.DockerSpawner.engine = engine
+        cfg.DockerSpawner.start_timeout = 30
+        cfg.DockerSpawner.http_timeout = 30
+        for key, value in spawner_config.items():
+            setattr(cfg.DockerSpawner, key, value)
+        MockHub.clear_instance()
+        app = MockHub.instance(config=cfg, test_clean_db=clean_db)
+        apps.append(app)
+        await app.initialize([])
+        await app.start()
+        return app
+
+    yield make
+    for app in reversed(apps):
+        app.log.handlers = []
+        try:
+            await app.stop()
+        except Exception as e:  # noqa: BLE001 - teardown must go on
+            print(f"error stopping hub: {e}")
+    MockHub.clear_instance()
