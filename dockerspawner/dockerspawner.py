@@ -12,8 +12,8 @@ import html
 import inspect
 import io
 import os
+import sys
 import tarfile
-from textwrap import dedent
 from typing import Any, Callable
 from urllib.parse import urlparse
 
@@ -38,6 +38,7 @@ from traitlets import (
 from . import naming
 from .engine import Conflict, DockerEngine, EngineError, EngineUnavailable, NotFound
 from .engine.connect import shared_engine
+from .progress import PHASES, ProgressLog, PullProgress, pull_message
 from .specs import ContainerPlan, container_spec, publishes_port, render_templates
 
 _hub_version = ".".join(jupyterhub.__version__.split(".")[:2])
@@ -59,6 +60,12 @@ async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _short(text: str, limit: int = 300) -> str:
+    """One line of an engine message, for users."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _default_format_volume_name(template: str, spawner: "DockerSpawner") -> str:
@@ -436,14 +443,30 @@ class DockerSpawner(Spawner):
 
     async def _pull(self, image: str) -> None:
         self.log.info("Pulling image %s for %s", image, self._log_name)
+        self._enter("pull", f"Pulling image {image}")
+        tracker = PullProgress()
+        shown = -1
         try:
             async for event in self.docker_engine.pull_image(image):
                 if event.status == "complete":
-                    self.log.info("Pulled %s (%s)", image, event.image_id)
+                    self.log.info("Pulled %s (%s) for %s", image, event.image_id, self._log_name)
+                    continue
+                tracker.update(event)
+                if tracker.percent != shown:
+                    shown = tracker.percent
+                    self._progress.emit(*pull_message(image, shown))
         except NotFound as e:
             raise SpawnError(
                 f"Image {image} was not found.",
-                f"pull of {image} failed: {e.explanation}; check the image name and tag",
+                f"pull of {image} for {self._log_name} failed: {e.explanation};"
+                " check DockerSpawner.image / allowed_images and that the registry has this tag",
+            ) from None
+        except EngineUnavailable:
+            raise
+        except EngineError as e:
+            raise SpawnError(
+                f"Pulling image {image} failed: {_short(e.explanation)}",
+                f"pull of {image} for {self._log_name} failed: {e}",
             ) from None
 
     # -- env, command, limits ---------------------------------------------------------
@@ -565,21 +588,85 @@ class DockerSpawner(Spawner):
         return [n for n in dict.fromkeys([*names, established, distinct])]
 
     # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def _progress(self) -> ProgressLog:
+        log = getattr(self, "_progress_log", None)
+        if log is None or log.closed:
+            log = self._progress_log = ProgressLog()
+        return log
+
+    async def progress(self):
+        async for event in self._progress.follow():
+            yield event
+
+    def _enter(self, phase: str, message: str) -> None:
+        self._phase = message
+        self._progress.emit(PHASES[phase], message)
+
     async def start(self) -> tuple[str, int]:
+        """Pull, create (or reuse), start, and wait until the server answers.
+
+        Runs under its own deadline a little shorter than the hub's start_timeout, so
+        a slow start fails with the phase it was in rather than a bare timeout; any
+        failure or cancellation removes what this start created.
+        """
+        self._phase = "preparing"
+        created: list[str] = []
+        try:
+            budget = max(self.start_timeout - 2, self.start_timeout * 0.9)
+            return await asyncio.wait_for(self._start(created), budget)
+        except asyncio.TimeoutError:
+            raise SpawnError(
+                f"Your server did not start within {self.start_timeout} seconds (it was {self._phase}).",
+                f"start of {self._log_name} timed out after {self.start_timeout}s while {self._phase};"
+                " raise Spawner.start_timeout if this is expected",
+            ) from None
+        except EngineUnavailable as e:
+            raise SpawnError(
+                "The container engine is not reachable right now. Please try again later.",
+                f"engine unreachable while {self._phase} for {self._log_name}: {e}",
+            ) from None
+        except EngineError as e:
+            raise SpawnError(
+                f"Your server could not start while {self._phase}: {_short(e.explanation)}",
+                f"engine error while {self._phase} for {self._log_name}: {e}",
+            ) from None
+        finally:
+            if created and sys.exc_info()[0] is not None:
+                await asyncio.shield(self._discard(created))
+            self._progress.close()
+
+    async def _discard(self, created: list[str]) -> None:
+        """Remove what a failed start made, in reverse order; never raise."""
+        for ref in reversed(created):
+            try:
+                if ref.startswith("volume:"):
+                    await self.docker_engine.remove_volume(ref[len("volume:"):], force=True)
+                else:
+                    await self._remove_container(ref, wait=False)
+            except Exception as e:  # noqa: BLE001 - cleanup must go on
+                self.log.warning("Could not remove %s after a failed start of %s: %s", ref, self._log_name, e)
+        self.object_id = ""
+
+    async def _start(self, created: list[str]) -> tuple[str, int]:
+        engine = self.docker_engine
         image = await self._resolve_image()
         self._resolved_image = image
-        engine = self.docker_engine
+        self._enter("image", f"Checking image {image}")
         image_info = await self._ensure_image(image)
+        if getattr(self, "_certs_created", False):
+            created.append(f"volume:{self._certs_volume}")
         existing = await self._find_existing()
         name = self.object_name or self._established_name()
         plan = await self._plan(name, image, image_info)
         spec = container_spec(plan)
-        created = False
         if existing is not None:
             reason = self._reuse_blocker(existing, spec)
             if reason is None:
                 self.log.info("Reusing container %s for %s", existing["Name"].lstrip("/"), self._log_name)
                 self._adopt_token(existing)
+                self.object_id = existing["Id"]
+                self.object_name = existing["Name"].lstrip("/")
             else:
                 self.log.info(
                     "Replacing container %s for %s: %s", existing["Name"].lstrip("/"), self._log_name, reason
@@ -587,19 +674,17 @@ class DockerSpawner(Spawner):
                 await self._remove_container(existing["Id"])
                 existing = None
         if existing is None:
+            self._enter("create", f"Creating container {name}")
             self.object_id = await self._create(spec)
-            created = True
-        else:
-            self.object_id = existing["Id"]
-            self.object_name = existing["Name"].lstrip("/")
-        try:
-            await engine.start_container(self.object_id)
+            created.append(self.object_id)
+        self._enter("start", "Starting container")
+        await engine.start_container(self.object_id)
+        if self.post_start_cmd:
+            self._enter("post_start", "Running post-start command")
             await self._post_start()
-            ip, port = await self.get_ip_and_port()
-        except BaseException:
-            if created or self.remove:
-                await asyncio.shield(self._remove_container(self.object_id))
-            raise
+        ip, port = await self.get_ip_and_port()
+        self._enter("wait", "Waiting for the server to respond")
+        await self._wait_for_server(ip, port)
         return ip, port
 
     def _reuse_blocker(self, existing: dict, spec: dict) -> str | None:
@@ -623,7 +708,7 @@ class DockerSpawner(Spawner):
     async def _create(self, spec: dict) -> str:
         engine = self.docker_engine
         name = spec["name"]
-        for _ in range(2):
+        for _ in range(4):
             try:
                 cid = await engine.create_container(spec)
                 self.object_name = spec["name"]
@@ -643,13 +728,23 @@ class DockerSpawner(Spawner):
                 )
                 spec = {**spec, "name": distinct}
             except NotFound as e:
-                raise SpawnError(
-                    f"Could not create your server: {e.explanation}",
-                    f"create of {spec['name']} failed: {e.explanation}",
-                ) from None
+                raise self._create_not_found(spec, e) from None
         raise SpawnError(
             "The name of your server's container is taken.",
             f"container names {name} and {spec['name']} are held by other owners",
+        )
+
+    def _create_not_found(self, spec: dict, error: NotFound) -> SpawnError:
+        network = (spec.get("host_config") or {}).get("network_mode")
+        if "network" in error.explanation.lower() and network:
+            return SpawnError(
+                f"The network {network} does not exist.",
+                f"create of {spec['name']} failed: {error.explanation};"
+                f" create the network (docker network create {network}) or fix DockerSpawner.network_name",
+            )
+        return SpawnError(
+            f"Could not create your server: {_short(error.explanation)}",
+            f"create of {spec['name']} failed: {error.explanation}",
         )
 
     async def _post_start(self) -> None:
@@ -692,14 +787,90 @@ class DockerSpawner(Spawner):
             ip = self.host_ip
         return ip, int(binding["HostPort"])
 
-    async def _remove_container(self, ref: str) -> None:
+    async def _remove_container(self, ref: str, *, wait: bool = True) -> None:
+        """Remove a container; gone or already being removed counts as done.
+
+        With ``wait``, return only once the engine no longer knows it, so that its
+        name can be used again at once.
+        """
+        engine = self.docker_engine
         try:
-            await self.docker_engine.remove_container(ref, force=True)
+            await engine.remove_container(ref, force=True, volumes=False)
         except NotFound:
-            pass
+            return
         except Conflict as e:
-            if "already in progress" not in e.explanation:
+            if "in progress" not in e.explanation:
                 raise
+        if not wait:
+            return
+        delay = 0.05
+        for _ in range(100):
+            try:
+                await engine.inspect_container(ref)
+            except NotFound:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        raise SpawnError(
+            "Your previous server is still being removed. Please try again in a minute.",
+            f"container {ref} is still present after removal",
+        )
+
+    async def _wait_for_server(self, ip: str, port: int) -> None:
+        """Wait until the server answers HTTP, failing at once if its container exits.
+
+        The hub's own check would only notice a dead container after http_timeout;
+        here the user learns the exit code and the last log lines right away.
+        """
+        from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+        if self.internal_ssl:
+            return
+        base = self.server.base_url if self.server else "/"
+        url = f"http://{ip}:{port}{base}api"
+        client = AsyncHTTPClient()
+        delay = 0.05
+        deadline = asyncio.get_running_loop().time() + self.http_timeout
+        while True:
+            info = await self.docker_engine.inspect_container(self.object_id)
+            state = info.get("State") or {}
+            if not state.get("Running"):
+                await self._raise_exited(info)
+            try:
+                await client.fetch(HTTPRequest(url, connect_timeout=2, request_timeout=5), raise_error=False)
+            except OSError:
+                pass
+            else:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise SpawnError(
+                    f"Your server did not respond within {self.http_timeout} seconds.",
+                    f"{self._log_name} at {url} did not answer in {self.http_timeout}s;"
+                    " raise Spawner.http_timeout or check the container's log",
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _raise_exited(self, info: dict) -> None:
+        state = info.get("State") or {}
+        try:
+            logs = await self.docker_engine.container_logs(self.object_id, tail=20)
+        except EngineError:
+            logs = ""
+        tail = "\n".join(logs.strip().splitlines()[-5:])
+        if state.get("OOMKilled"):
+            user = "Your server ran out of memory while starting and was stopped."
+            fix = "raise DockerSpawner.mem_limit"
+        else:
+            user = f"Your server exited while starting (exit code {state.get('ExitCode')})."
+            fix = "check the image and command"
+        if tail:
+            user = f"{user} Last log lines:\n{tail}"
+        raise SpawnError(
+            user,
+            f"container {self.object_name} of {self._log_name} exited with {state.get('ExitCode')}"
+            f" (OOMKilled={state.get('OOMKilled')}, Error={state.get('Error')!r}); {fix}; log tail:\n{tail}",
+        )
 
     async def stop(self, now: bool = False) -> None:
         ref = self.object_id or self.object_name
@@ -775,6 +946,7 @@ class DockerSpawner(Spawner):
         finally:
             await asyncio.shield(self._remove_container(helper))
         self._certs_volume = volume
+        self._certs_created = True
         return {key: f"{CERTS_DIR}/{os.path.basename(path)}" for key, path in paths.items()}
 
     async def _remove_certs_volume(self) -> None:
@@ -786,3 +958,4 @@ class DockerSpawner(Spawner):
         except NotFound:
             pass
         self._certs_volume = None
+        self._certs_created = False

@@ -18,7 +18,8 @@ import inspect
 import itertools
 import os
 import uuid
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -229,6 +230,13 @@ async def real_test_image(real_engine: Any) -> str:
 def test_labels() -> dict[str, str]:
     """Labels that make an object this run's, so the fixtures clean it up."""
     return dict(TEST_LABELS)
+
+
+@pytest.fixture
+def engine_cleanup() -> Callable[[Any], Awaitable[None]]:
+    """``await engine_cleanup(engine)`` removes this run's objects now (the
+    engine fixtures also do it after each test)."""
+    return cleanup_labelled
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, TypeVar
 
 import docker
 import requests
@@ -71,8 +72,12 @@ def map_error(exc: BaseException, base_url: str = _DEFAULT_BASE_URL) -> EngineEr
             return Conflict(_explain(exc))
         if status == 404:
             return NotFound(_explain(exc))
+        if status == 500:
+            return _classify_500(_explain(exc))
         return EngineError(_explain(exc), status)
-    if isinstance(exc, (requests.exceptions.Timeout, socket.timeout, TimeoutError)):
+    if isinstance(exc, (requests.exceptions.Timeout, socket.timeout, TimeoutError)) or (
+        isinstance(exc, requests.exceptions.ConnectionError) and "timed out" in str(exc)
+    ):
         return EngineUnavailable(f"no answer from the engine at {base_url} in time: {exc}")
     if isinstance(exc, (requests.exceptions.RequestException, ConnectionError, FileNotFoundError)):
         return EngineUnavailable(f"cannot reach the engine at {base_url}: {exc}")
@@ -86,6 +91,27 @@ def map_error(exc: BaseException, base_url: str = _DEFAULT_BASE_URL) -> EngineEr
     if isinstance(exc, (TypeError, ValueError)):
         return InvalidSpec(str(exc))
     return EngineError(f"{type(exc).__name__}: {exc}")
+
+
+# Swarm-mode Docker and Podman answer 500 where plain Docker answers 404/409;
+# their messages (lowercased) say which it is, and a spawner must be able to
+# tell "name taken" or "not running" from a broken engine.
+_NOT_FOUND_500 = ("rpc error: code = notfound", "network not found", "no such container")
+_CONFLICT_500 = (
+    "container state improper",
+    "is already in use by",
+    "already exists",
+    "already used",
+)
+
+
+def _classify_500(message: str) -> EngineError:
+    lowered = message.lower()
+    if any(f in lowered for f in _NOT_FOUND_500):
+        return NotFound(message, 500)
+    if any(f in lowered for f in _CONFLICT_500):
+        return Conflict(message, 500)
+    return EngineError(message, 500)
 
 
 def _explain(exc: docker_errors.APIError) -> str:
@@ -181,7 +207,9 @@ class _PullJob:
                 yield self.events[seen - 1]
             if self.done:
                 if self.error is not None:
-                    raise self.error
+                    # A fresh exception per subscriber: one shared instance
+                    # would pile up every subscriber's traceback.
+                    raise type(self.error)(self.error.explanation, self.error.status)
                 return
             await self._changed.wait()
 
@@ -194,6 +222,11 @@ class DockerPyEngine:
     """
 
     engine_kind = "docker"
+
+    def __deepcopy__(self, memo: dict) -> DockerPyEngine:
+        # traitlets deep-copies config values; an engine is a handle to one daemon
+        # (its pool, its pulls, its state), so every copy must be the same object
+        return self
 
     def __init__(
         self,
@@ -256,24 +289,20 @@ class DockerPyEngine:
             if self._api is None:
                 loop = asyncio.get_running_loop()
                 try:
-                    self._api = await loop.run_in_executor(self._pool, self._make_client)
+                    api = await loop.run_in_executor(self._pool, self._make_client)
                 except Exception as e:
                     raise map_error(e, self._base_url) from e
+                if self._closed:
+                    api.close()
+                    raise EngineUnavailable(f"the engine client for {self._base_url} is closed")
+                self._api = api
         return self._api
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Run ``api.<method>(*args, **kwargs)`` in the pool."""
         api = await self._client()
         fn = getattr(api, method)
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
-        except RuntimeError as e:
-            if self._closed:
-                raise EngineUnavailable(f"the engine client for {self._base_url} is closed") from e
-            raise
-        except Exception as e:
-            raise map_error(e, self._base_url) from e
+        return await self._run(lambda: fn(*args, **kwargs))
 
     async def _run(self, fn: Callable[[], T]) -> T:
         """Run a blocking function (that may make several API calls) in the pool."""
@@ -282,6 +311,8 @@ class DockerPyEngine:
         try:
             return await loop.run_in_executor(self._pool, fn)
         except Exception as e:
+            if self._closed and isinstance(e, RuntimeError):
+                raise EngineUnavailable(f"the engine client for {self._base_url} is closed") from e
             raise map_error(e, self._base_url) from e
 
     def _lane(self, fn: Callable[[], T], name: str) -> asyncio.Future:
@@ -329,34 +360,35 @@ class DockerPyEngine:
         await self._call("remove_image", ref, force=force)
 
     def _pull_blocking(
-        self, repo: str, tag: str, emit: Callable[[PullEvent], None]
+        self, api: docker.APIClient, repo: str, tag: str, emit: Callable[[PullEvent], None]
     ) -> str:
         """The one engine pull behind a shared job; returns the image id.
 
         Runs in its own lane. Raises when the engine reports failure either
         as an HTTP error or as an ``error`` event inside a 200 stream.
         """
-        assert self._api is not None
-        for raw in self._api.pull(repo, tag, stream=True, decode=True):
+        for raw in api.pull(repo, tag, stream=True, decode=True):
             if not isinstance(raw, dict):
                 continue
             if raw.get("error") or raw.get("errorDetail"):
                 detail = raw.get("errorDetail") or {}
                 raise _pull_failure(str(raw.get("error") or detail.get("message") or raw))
             emit(_pull_event(raw))
-        return self._api.inspect_image(_full_ref(repo, tag))["Id"]
+        return api.inspect_image(_full_ref(repo, tag))["Id"]
 
     async def pull_image(self, ref: str) -> AsyncIterator[PullEvent]:
-        await self._client()
+        api = await self._client()
         loop = asyncio.get_running_loop()
         key = _pull_key(ref)
         job = self._pulls.get(key)
         if job is None or job.loop is not loop:
-            job = self._start_pull(key, loop)
+            job = self._start_pull(api, key, loop)
         async for event in job.follow():
             yield event
 
-    def _start_pull(self, key: tuple[str, str], loop: asyncio.AbstractEventLoop) -> _PullJob:
+    def _start_pull(
+        self, api: docker.APIClient, key: tuple[str, str], loop: asyncio.AbstractEventLoop
+    ) -> _PullJob:
         job = _PullJob(loop)
         self._pulls[key] = job
         repo, tag = key
@@ -364,7 +396,7 @@ class DockerPyEngine:
         def emit(event: PullEvent) -> None:
             _post_to_loop(loop, job.add, event)
 
-        fut = self._lane(lambda: self._pull_blocking(repo, tag, emit), f"pull-{repo}:{tag}")
+        fut = self._lane(lambda: self._pull_blocking(api, repo, tag, emit), f"pull-{repo}:{tag}")
 
         def finished(f: asyncio.Future) -> None:
             if self._pulls.get(key) is job:
@@ -531,15 +563,15 @@ class DockerPyEngine:
         await self._call("disconnect_container_from_network", container, network, force=force)
 
     # -- swarm ------------------------------------------------------------------------------
-    def _registry_auth(self, spec: dict) -> dict:
+    @staticmethod
+    def _registry_auth(api: docker.APIClient, spec: dict) -> dict:
         """The ``X-Registry-Auth`` header docker-py's own ``create_service``
         would send for the task image, so private registries keep working."""
-        assert self._api is not None
         image = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image")
         if not image:
             return {}
         registry, _ = docker.auth.resolve_repository_name(parse_repository_tag(image)[0])
-        header = docker.auth.get_config_header(self._api, registry)
+        header = docker.auth.get_config_header(api, registry)
         return {"X-Registry-Auth": header} if header else {}
 
     async def create_service(self, spec: dict) -> str:
@@ -547,7 +579,7 @@ class DockerPyEngine:
 
         def run() -> str:
             res = api._post_json(
-                api._url("/services/create"), data=spec, headers=self._registry_auth(spec)
+                api._url("/services/create"), data=spec, headers=self._registry_auth(api, spec)
             )
             return api._result(res, True)["ID"]
 
@@ -564,7 +596,7 @@ class DockerPyEngine:
                 api._url("/services/{0}/update", ref),
                 data=spec,
                 params={"version": int(version)},
-                headers=self._registry_auth(spec),
+                headers=self._registry_auth(api, spec),
             )
             api._raise_for_status(res)
 
@@ -599,7 +631,12 @@ class DockerPyEngine:
                         return
                     state["stream"] = stream
                 with self._streams_lock:
-                    self._streams.add(stream)
+                    engine_closed = self._closed
+                    if not engine_closed:
+                        self._streams.add(stream)
+                if engine_closed:
+                    stream.close()
+                    raise EngineUnavailable(f"the engine client for {self._base_url} is closed")
                 try:
                     for item in stream:
                         _post_to_loop(loop, queue.put_nowait, ("event", item))
@@ -629,15 +666,15 @@ class DockerPyEngine:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
         with self._streams_lock:
+            if self._closed:
+                return
+            self._closed = True
             streams = list(self._streams)
             self._streams.clear()
         for stream in streams:
             _close_stream(stream)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False)
         api, self._api = self._api, None
         if api is not None:
             await asyncio.get_running_loop().run_in_executor(None, api.close)
@@ -647,5 +684,5 @@ def _close_stream(stream: Any) -> None:
     """Shut the socket under a streaming response so its reader thread ends."""
     try:
         stream.close()
-    except Exception:  # noqa: BLE001 - already closed or half gone
-        pass
+    except Exception as e:  # noqa: BLE001 - already closed or half gone
+        log.debug("closing an event stream: %s", e)

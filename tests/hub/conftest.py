@@ -41,7 +41,10 @@ async def hub_factory(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_TEST_DB_URL", f"sqlite:///{tmp_path}/jupyterhub.sqlite")
     apps = []
 
-    async def make(engine, *, clean_db: bool = True, **spawner_config) -> MockHub:
+    async def make(engine, *, clean_db: bool = True, start: bool = True, **spawner_config) -> MockHub:
+        """A hub on ``engine``. With ``start=False`` it is only initialized (no
+        proxy, no HTTP server), which is what a restart test needs: stopping a
+        started MockHub cancels every task of the loop."""
         cfg = Config()
         cfg.JupyterHub.spawner_class = DockerSpawner
         cfg.JupyterHub.cleanup_servers = False
@@ -51,6 +54,13 @@ async def hub_factory(tmp_path, monkeypatch):
         cfg.DockerSpawner.http_timeout = 30
         for key, value in spawner_config.items():
             setattr(cfg.DockerSpawner, key, value)
+        if not start:
+            cfg.ConfigurableHTTPProxy.should_start = False
+            cfg.ConfigurableHTTPProxy.auth_token = "unused"
+            app = MockHub(config=cfg, test_clean_db=clean_db)
+            apps.append(app)
+            await app.initialize([])
+            return app
         MockHub.clear_instance()
         app = MockHub.instance(config=cfg, test_clean_db=clean_db)
         apps.append(app)

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from jupyterhub.tests.utils import add_user, api_request, get_page
+from jupyterhub.tests.utils import add_user, api_request, async_requests, get_page, public_url
 
 from dockerspawner import naming
 
@@ -124,7 +124,8 @@ async def test_image_choice_refused(hub_factory, fake, allowed, requested, messa
     assert r.status_code == 400, r.text
     assert message in r.json()["message"]
     assert await labelled(fake, "carol") == []
-    assert not [c for c in fake.calls if c[0] in ("create_container", "pull_image")]
+    assert fake.calls.count("create_container") == 0
+    assert fake.calls.count("pull_image") == 0
 
 
 async def test_options_form_lists_allowed_images_and_spawns_choice(hub_factory, fake):
@@ -135,8 +136,8 @@ async def test_options_form_lists_allowed_images_and_spawns_choice(hub_factory, 
     r.raise_for_status()
     assert '<option value="default" selected>' in r.text
     assert '<option value="other">' in r.text
-    r = await get_page(
-        "spawn", app, cookies=cookies, method="post", data={"image": "other", "_xsrf": cookies["_xsrf"]}
+    r = await async_requests.post(
+        public_url(app, path="hub/spawn"), cookies=cookies, data={"image": "other", "_xsrf": cookies["_xsrf"]}
     )
     assert r.status_code < 400, r.text
     await wait_for_server(app, "dave")
@@ -146,22 +147,34 @@ async def test_options_form_lists_allowed_images_and_spawns_choice(hub_factory, 
 
 
 async def test_server_survives_hub_restart(hub_factory, fake):
-    app = await hub_factory(fake, image=IMAGE)
-    add_user(app.db, app, name="erin")
-    await start_server(app, "erin")
-    await wait_for_server(app, "erin")
+    app = await hub_factory(fake, start=False, image=IMAGE)
+    user = add_user(app.db, app, name="erin")
+    await user.spawn()
     (container,) = await labelled(fake, "erin")
-    creates = fake.calls.count("create_container") if hasattr(fake.calls, "count") else None
+    creates = fake.calls.count("create_container")
     await app.stop()
 
-    app2 = await hub_factory(fake, clean_db=False, image=IMAGE)
-    model = await wait_for_server(app2, "erin")
-    assert model["ready"], "the restarted hub must find the running server"
-    (after,) = await labelled(fake, "erin")
-    assert after["Id"] == container["Id"] and after["State"] == "running"
-    spawner = app2.users["erin"].spawner
+    app2 = await hub_factory(fake, start=False, clean_db=False, image=IMAGE)
+    user2 = app2.users["erin"]
+    assert user2.running, "the restarted hub must find the running server"
+    spawner = user2.spawner
     assert spawner.object_id == container["Id"]
     assert spawner.get_state()["object_name"] == "jupyter-erin"
-    if creates is not None:
-        assert fake.calls.count("create_container") == creates
-    await stop_server(app2, "erin")
+    assert await spawner.poll() is None
+    (after,) = await labelled(fake, "erin")
+    assert after["Id"] == container["Id"] and after["State"] == "running"
+    assert fake.calls.count("create_container") == creates, "the server must not be respawned"
+    await user2.stop()
+    assert [c["State"] for c in await labelled(fake, "erin")] == ["exited"]
+
+
+async def test_restarted_hub_sees_a_server_that_died_meanwhile(hub_factory, fake):
+    app = await hub_factory(fake, start=False, image=IMAGE)
+    user = add_user(app.db, app, name="fred")
+    await user.spawn()
+    await app.stop()
+    (container,) = await labelled(fake, "fred")
+    await fake.kill_container(container["Id"])
+
+    app2 = await hub_factory(fake, start=False, clean_db=False, image=IMAGE)
+    assert not app2.users["fred"].running

@@ -1,0 +1,102 @@
+"""Spawn progress: what JupyterHub's progress bar shows while a server starts.
+
+``PullProgress`` folds an engine's per-layer pull events into one percentage;
+``ProgressLog`` is the per-spawn event list that ``Spawner.progress()`` streams.
+Both are plain objects, testable without an engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+from .engine.protocol import PullEvent
+
+#: Where each phase sits on the hub's 0-100 bar (the hub itself shows 0 and 100).
+PHASES = {
+    "image": 5,
+    "pull": 10,
+    "create": 70,
+    "start": 80,
+    "post_start": 85,
+    "wait": 90,
+}
+_PULL_SPAN = PHASES["create"] - PHASES["pull"]
+_DONE_STATUSES = {"Pull complete", "Already exists", "Download complete"}
+
+
+@dataclass
+class PullProgress:
+    """Bytes downloaded over bytes to download, across all layers of one pull.
+
+    Engines announce a layer's size only once it starts downloading, so early
+    percentages are over the layers seen so far; a layer that finishes without
+    byte counts (cached, or a small one) counts as complete.
+    """
+
+    layers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+
+    def update(self, event: PullEvent) -> None:
+        layer = event.layer
+        if not layer:
+            return
+        if event.status in _DONE_STATUSES:
+            self.finished.add(layer)
+        if event.status.startswith("Downloading") and event.total:
+            self.layers[layer] = (min(event.current or 0, event.total), event.total)
+        elif layer not in self.layers:
+            self.layers[layer] = (0, 0)
+
+    @property
+    def percent(self) -> int:
+        total = done = 0
+        for layer, (current, size) in self.layers.items():
+            if size:
+                total += size
+                done += size if layer in self.finished else current
+        if total:
+            return int(100 * done / total)
+        if self.layers and self.finished >= set(self.layers):
+            return 100
+        return 0
+
+
+class ProgressLog:
+    """The events of one spawn; ``follow()`` replays them and then waits for more
+    until ``close()``, so a browser that connects late still sees the story."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self._changed = asyncio.Event()
+        self.closed = False
+
+    def emit(self, progress: int, message: str) -> None:
+        if self.events and self.events[-1] == {"progress": progress, "message": message}:
+            return
+        self.events.append({"progress": progress, "message": message})
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def follow(self) -> AsyncIterator[dict]:
+        sent = 0
+        while True:
+            while sent < len(self.events):
+                yield self.events[sent]
+                sent += 1
+            if self.closed:
+                return
+            await self._changed.wait()
+
+
+def pull_message(image: str, percent: int) -> tuple[int, str]:
+    """The bar position and text for a pull at ``percent``."""
+    return PHASES["pull"] + _PULL_SPAN * percent // 100, f"Pulling image {image}: {percent}%"

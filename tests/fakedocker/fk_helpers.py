@@ -1,0 +1,42 @@
+"""Helpers for the fake's own tests."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+import urllib.error
+import urllib.request
+from typing import Any
+
+BUSYBOX = "local/busybox:test"
+
+
+def make_tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes] | OSError:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+    except OSError as e:
+        return e
+
+
+async def http_get(url: str) -> Any:
+    """One GET in a thread: (status, headers, body), or the OSError."""
+    return await asyncio.to_thread(_get, url)
+
+
+def published(port: int = 8888, ip: str = "127.0.0.1") -> dict[str, Any]:
+    """Spec keys publishing ``port`` on a free host port (with init, so stops are quick)."""
+    return {"ports": [port], "host_config": {"port_bindings": {port: (ip, None)}, "init": True}}
