@@ -6,6 +6,7 @@ starts the same `jupyterhub-singleuser` as a local process per server.
 Log in with any name and any password (dummy authenticator).
 """
 
+import ipaddress
 import os
 import sys
 
@@ -26,9 +27,10 @@ def _docker_gateway() -> str | None:
         import docker
 
         client = docker.APIClient(version="auto", timeout=3, **docker.utils.kwargs_from_env())
-        bridge = client.inspect_network("bridge")
+        ipam = client.inspect_network("bridge")["IPAM"]["Config"][0]
         client.close()
-        return bridge["IPAM"]["Config"][0]["Gateway"]
+        # the default bridge's Gateway is often unset: docker0 holds the first address
+        return ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
     except Exception as e:  # noqa: BLE001 - any failure means "use the fake"
         print(f"[demo] no Docker engine answers ({e.__class__.__name__}): using fakedocker", file=sys.stderr)
         return None

@@ -822,7 +822,8 @@ class DockerSpawner(Spawner):
         The hub's own check would only notice a dead container after http_timeout;
         here the user learns the exit code and the last log lines right away.
         """
-        from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+        from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+        from tornado.iostream import StreamClosedError
 
         if self.internal_ssl:
             return
@@ -838,7 +839,7 @@ class DockerSpawner(Spawner):
                 await self._raise_exited(info)
             try:
                 await client.fetch(HTTPRequest(url, connect_timeout=2, request_timeout=5), raise_error=False)
-            except OSError:
+            except (OSError, StreamClosedError, HTTPClientError):
                 pass
             else:
                 return

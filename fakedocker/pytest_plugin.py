@@ -42,3 +42,38 @@ async def fake_docker(fake_docker_factory: Callable[..., FakeDocker]) -> FakeDoc
 # Reserved for the lead: fixtures that build DockerSpawner objects on top of
 # ``fake_docker`` go here (the plugin may import the spawner modules; the fake's
 # core must not).
+
+
+@pytest.fixture
+def make_spawner(fake_docker: FakeDocker) -> Callable[..., Any]:
+    """``make_spawner(username="alice", servername="", **traits)`` -> a
+    ``DockerSpawner`` bound to ``fake_docker``, with a real JupyterHub ``User``
+    (in-memory database) but no hub process: enough to call ``start``,
+    ``poll``, ``stop`` and inspect what reached the engine."""
+    from jupyterhub import orm
+    from jupyterhub.objects import Hub
+    from jupyterhub.user import User
+
+    from dockerspawner import DockerSpawner
+
+    db = orm.new_session_factory("sqlite:///:memory:")()
+    users: dict[str, User] = {}
+
+    def make(username: str = "alice", servername: str = "", *, spawner_class: type = DockerSpawner, **traits: Any):
+        if username not in users:
+            orm_user = orm.User(name=username)
+            db.add(orm_user)
+            db.commit()
+            users[username] = User(orm_user, {"hub": Hub(), "db": db})
+        user = users[username]
+        if servername not in user.orm_spawners:
+            orm_spawner = orm.Spawner(user=user.orm_user, name=servername)
+            db.add(orm_spawner)
+            db.commit()
+        traits.setdefault("engine", fake_docker)
+        traits.setdefault("start_timeout", 20)
+        traits.setdefault("http_timeout", 10)
+        return user._new_spawner(servername, spawner_class=spawner_class, **traits)
+
+    yield make
+    db.close()

@@ -41,7 +41,9 @@ async def hub_factory(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_TEST_DB_URL", f"sqlite:///{tmp_path}/jupyterhub.sqlite")
     apps = []
 
-    async def make(engine, *, clean_db: bool = True, start: bool = True, **spawner_config) -> MockHub:
+    async def make(
+        engine, *, clean_db: bool = True, start: bool = True, hub_config: dict | None = None, **spawner_config
+    ) -> MockHub:
         """A hub on ``engine``. With ``start=False`` it is only initialized (no
         proxy, no HTTP server), which is what a restart test needs: stopping a
         started MockHub cancels every task of the loop."""
@@ -54,6 +56,8 @@ async def hub_factory(tmp_path, monkeypatch):
         cfg.DockerSpawner.http_timeout = 30
         for key, value in spawner_config.items():
             setattr(cfg.DockerSpawner, key, value)
+        for key, value in (hub_config or {}).items():
+            setattr(cfg.JupyterHub, key, value)
         if not start:
             cfg.ConfigurableHTTPProxy.should_start = False
             cfg.ConfigurableHTTPProxy.auth_token = "unused"

@@ -1,0 +1,60 @@
+"""The pytest plugin and the package's layering."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+from dockerspawner.engine.protocol import DockerEngine
+from fakedocker import FakeDocker
+
+PACKAGE = Path(__file__).resolve().parents[2] / "fakedocker"
+ALLOWED_FROM_DOCKERSPAWNER = {"dockerspawner.engine.protocol", "dockerspawner.engine.wire"}
+
+
+async def test_fake_docker_fixture_is_fresh_and_empty(fake_docker):
+    assert isinstance(fake_docker, FakeDocker)
+    assert isinstance(fake_docker, DockerEngine)
+    assert await fake_docker.list_containers() == []
+    assert (await fake_docker.info())["Images"] == 0
+    assert len(fake_docker.calls) == 2
+
+
+async def test_factory_passes_options(fake_docker_factory):
+    fake = fake_docker_factory(swarm=False)
+    assert (await fake.info())["Swarm"]["LocalNodeState"] == "inactive"
+    assert fake is not fake_docker_factory()
+
+
+def test_every_protocol_method_is_implemented_with_its_signature():
+    names = [n for n in vars(DockerEngine) if not n.startswith("_") and callable(getattr(DockerEngine, n))]
+    assert "create_container" in names and "events" in names
+    for name in names:
+        ours = getattr(FakeDocker, name, None)
+        assert callable(ours), name
+        want = [(p.name, p.kind) for p in inspect.signature(getattr(DockerEngine, name)).parameters.values()]
+        have = [(p.name, p.kind) for p in inspect.signature(ours).parameters.values()]
+        assert have == want, name
+
+
+def test_core_imports_no_spawner_module_and_no_docker_client():
+    """DESIGN.md: the fake's core imports only the protocol and the wire
+    helpers from dockerspawner, and never docker-py's client; only the
+    pytest plugin may import spawners."""
+    offenders = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name == "pytest_plugin.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                if name == "docker" or name.startswith("docker."):
+                    offenders.append((path.name, name))
+                if name.startswith("dockerspawner") and name not in ALLOWED_FROM_DOCKERSPAWNER:
+                    offenders.append((path.name, name))
+    assert offenders == []

@@ -1,0 +1,59 @@
+"""Differences from the real engine that the fake keeps on purpose
+(fakedocker/README.md, "Known differences"). Each test pins one, so a change
+of behaviour is a decision, not an accident."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from fk_helpers import http_get, published
+
+
+async def test_1_unknown_command_runs_and_exits_143_on_sigterm(fake, run):
+    cid = await run(["start-notebook.sh", "--flag"])
+    assert (await fake.inspect_container(cid))["State"]["Running"] is True
+    t0 = time.monotonic()
+    await fake.stop_container(cid, timeout=5)
+    assert time.monotonic() - t0 < 0.5
+    assert (await fake.inspect_container(cid))["State"]["ExitCode"] == 143
+
+
+async def test_2_ports_listen_on_loopback_only_whatever_host_ip_says(fake, run):
+    cid = await run(["httpd", "-f", "-p", "8888", "-h", "/var/www"], **published(ip=""))
+    bindings = await fake.port(cid, 8888)
+    assert [b["HostIp"] for b in bindings] == ["0.0.0.0", "::"]
+    port = int(bindings[0]["HostPort"])
+    assert (await http_get(f"http://127.0.0.1:{port}/"))[0] == 200
+    outside = _non_loopback_address()
+    if outside:
+        with socket.socket() as s:
+            s.settimeout(1)
+            assert s.connect_ex((outside, port)) != 0
+
+
+async def test_3_singleuser_answers_any_path_under_its_prefix_without_a_hub(fake, run):
+    env = {"JUPYTERHUB_SERVICE_PREFIX": "/user/a/", "JUPYTERHUB_API_URL": "http://127.0.0.1:1/hub/api"}
+    cid = await run(["jupyterhub-singleuser"], environment=env, **published())
+    port = (await fake.port(cid, 8888))[0]["HostPort"]
+    status, _, _ = await http_get(f"http://127.0.0.1:{port}/user/a/api/kernels")
+    assert status == 200
+    assert (await fake.inspect_container(cid))["State"]["Running"] is True
+
+
+async def test_4_bind_mounts_read_the_host_but_never_write_it(fake, run, tmp_path):
+    (tmp_path / "in.txt").write_text("from host\n")
+    cid = await run(host_config={"binds": [f"{tmp_path}:/data"], "init": True})
+    r = await fake.exec_run(cid, ["sh", "-c", "cat /data/in.txt; echo new > /data/out.txt; cat /data/out.txt"])
+    assert r.stdout == b"from host\nnew\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+def _non_loopback_address() -> str | None:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))
+            addr = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if addr.startswith("127.") else addr
