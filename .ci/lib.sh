@@ -34,13 +34,21 @@ ci_record_started() {
 
 # ci_start_daemon NAME LOGFILE CMD...: start CMD detached (own session, stdin
 # from /dev/null, stdout+stderr appended to LOGFILE); sets CI_DAEMON_PID.
-# Note: in a non-interactive shell the background child is not a process group
-# leader, so setsid execs in place and $! is the daemon's own PID.
+# Note: in a non-interactive shell the background subshell is not a process
+# group leader, so setsid execs in place and $! is the daemon's own PID.
 ci_start_daemon() {
     local name=$1 log=$2; shift 2
     mkdir -p "$(dirname "$log")"
     printf '=== %s: starting %s\n' "$(date '+%F %T')" "$*" >>"$log"
-    setsid "$@" >>"$log" 2>&1 </dev/null &
+    (
+        # the daemon must hold none of our file descriptors: not the set-up
+        # lock, not a pipe of whoever runs us (CI waits for those to close)
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            case $fd in 0|1|2|255) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+        done
+        exec setsid "$@"
+    ) >>"$log" 2>&1 </dev/null &
     CI_DAEMON_PID=$!
     ci_record_started "$name" "$CI_DAEMON_PID"
 }

@@ -475,6 +475,13 @@ class DockerSpawner(Spawner):
         image = self._current_image()
         env["JUPYTER_IMAGE_SPEC"] = image
         env["JUPYTER_IMAGE"] = image
+        # callable limits: the base class would write the function's repr
+        mem, cpu = getattr(self, "_start_limits", (None, None))
+        for key, trait, value in (("MEM_LIMIT", self.mem_limit, mem), ("CPU_LIMIT", self.cpu_limit, cpu)):
+            if callable(trait):
+                env.pop(key, None)
+                if value:
+                    env[key] = str(value)
         return env
 
     async def _command(self, image_info: dict | None, image: str) -> list[str] | None:
@@ -528,8 +535,11 @@ class DockerSpawner(Spawner):
         ns = self.template_namespace()
         mem_limit = await self._evaluate(self.mem_limit)
         cpu_limit = await self._evaluate(self.cpu_limit)
-        extra_create = render_templates(await self._evaluate(self.extra_create_kwargs) or {}, ns)
-        extra_host = render_templates(await self._evaluate(self.extra_host_config) or {}, ns)
+        extra_create = render_templates(await self._evaluate(self.extra_create_kwargs) or {}, ns, self.log.warning)
+        extra_host = render_templates(await self._evaluate(self.extra_host_config) or {}, ns, self.log.warning)
+        if isinstance(mem_limit, str):
+            mem_limit = ByteSpecification().validate(self, mem_limit)
+        self._start_limits = (mem_limit, cpu_limit)
         binds = self._binds()
         if getattr(self, "_certs_volume", None):
             binds[self._certs_volume] = {"bind": CERTS_DIR, "mode": "ro"}
@@ -547,7 +557,7 @@ class DockerSpawner(Spawner):
             binds=binds,
             mounts=self._mounts(),
             links=dict(self.links),
-            mem_limit=ByteSpecification().validate(self, mem_limit) if isinstance(mem_limit, str) else mem_limit,
+            mem_limit=mem_limit,
             cpu_limit=cpu_limit,
             extra_create_kwargs=extra_create,
             extra_host_config=extra_host,
@@ -678,7 +688,11 @@ class DockerSpawner(Spawner):
             self.object_id = await self._create(spec)
             created.append(self.object_id)
         self._enter("start", "Starting container")
-        await engine.start_container(self.object_id)
+        try:
+            await engine.start_container(self.object_id)
+        except NotFound as e:
+            # Docker checks the network at start, not at create
+            raise self._create_not_found(spec, e) from None
         if self.post_start_cmd:
             self._enter("post_start", "Running post-start command")
             await self._post_start()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .engine.protocol import ContainerSpec
 from .naming import LABEL_SPEC_HASH
@@ -70,26 +70,31 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-def render_templates(value: Any, namespace: Mapping[str, str]) -> Any:
+def render_templates(
+    value: Any, namespace: Mapping[str, str], warn: Callable[[str], None] | None = None
+) -> Any:
     """Format every string inside ``value`` with the template namespace.
 
-    Raises ``ValueError`` naming the unknown placeholder, since a silent literal
-    ``{usrname}`` in a path is worse than a failed spawn.
+    A string that is not a valid template (JSON in a label, a typo such as
+    ``{usrname}``) is kept as written, as the established spawner did, and
+    reported through ``warn`` so the admin can see it.
     """
     if isinstance(value, str):
         if "{" not in value:
             return value
         try:
             return value.format(**namespace)
-        except KeyError as e:
-            raise ValueError(
-                f"unknown template field {e.args[0]!r} in {value!r}; "
-                f"known fields: {', '.join(sorted(namespace))}"
-            ) from None
+        except (KeyError, ValueError, IndexError, AttributeError) as e:
+            if warn is not None:
+                warn(
+                    f"{value!r} is not rendered as a template ({e.__class__.__name__}: {e}); "
+                    f"known fields: {', '.join(sorted(namespace))}"
+                )
+            return value
     if isinstance(value, Mapping):
-        return {render_templates(k, namespace): render_templates(v, namespace) for k, v in value.items()}
+        return {render_templates(k, namespace, warn): render_templates(v, namespace, warn) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(render_templates(v, namespace) for v in value)
+        return type(value)(render_templates(v, namespace, warn) for v in value)
     return value
 
 

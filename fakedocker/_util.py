@@ -9,8 +9,9 @@ import secrets
 import shlex
 import string
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
 #: What the engine prints for a time that never happened.
 ZERO_TIME = "0001-01-01T00:00:00Z"

@@ -380,7 +380,14 @@ class Container:
                 out.append({"PrivatePort": int(port), "Type": proto})
                 continue
             for b in bindings:
-                out.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]), "Type": proto})
+                out.append(
+                    {
+                        "IP": b["HostIp"],
+                        "PrivatePort": int(port),
+                        "PublicPort": int(b["HostPort"]),
+                        "Type": proto,
+                    }
+                )
         return out
 
     def list_entry(self) -> dict[str, Any]:

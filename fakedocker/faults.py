@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 Matcher = Callable[[dict[str, Any]], bool]
 

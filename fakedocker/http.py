@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Awaitable, Callable
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
@@ -36,7 +36,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, data: object, status: int = 200, headers: dict[str, str] | None = None) -> "Response":
+    def json(cls, data: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         h = {"Content-Type": "application/json"}
         h.update(headers or {})
         return cls(status, json.dumps(data).encode(), h)
@@ -91,9 +91,16 @@ class PortProxy:
         self._lookup = lookup
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[asyncio.Task] = set()
+        self._closed = False
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, sock=self.sock, limit=MAX_HEAD)
+        if self._closed:
+            return
+        server = await asyncio.start_server(self._serve, sock=self.sock, limit=MAX_HEAD)
+        if self._closed:
+            server.close()
+        else:
+            self._server = server
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -126,6 +133,7 @@ class PortProxy:
     def close(self) -> None:
         """Stop listening at once (the port is free again) and drop open
         connections."""
+        self._closed = True
         server, self._server = self._server, None
         if server is not None:
             server.close()

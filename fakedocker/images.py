@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from dockerspawner.engine.protocol import Conflict, NotFound, PullEvent
 
@@ -27,7 +28,20 @@ BUSYBOX_FILES: dict[str, bytes] = {
     "/etc/group": b"root:x:0:\nusers:x:100:\nnogroup:x:65534:\n",
     "/var/www/index.html": b"rig busybox ok\n",
 }
-BUSYBOX_DIRS = ("/", "/bin", "/dev", "/etc", "/home", "/home/jovyan", "/proc", "/root", "/sys", "/tmp", "/var", "/var/www")
+BUSYBOX_DIRS = (
+    "/",
+    "/bin",
+    "/dev",
+    "/etc",
+    "/home",
+    "/home/jovyan",
+    "/proc",
+    "/root",
+    "/sys",
+    "/tmp",
+    "/var",
+    "/var/www",
+)
 
 #: The size of the busybox rootfs layer on the real engine.
 BUSYBOX_LAYER_SIZE = 1_984_305
@@ -212,7 +226,7 @@ class ImageStore:
         key = f"{repo}:{tag or 'latest'}"
         if key in self.tags:
             return self.by_id.get(self.tags[key])
-        hex_part = ref[7:] if ref.startswith("sha256:") else ref
+        hex_part = ref.removeprefix("sha256:")
         if ref.startswith("sha256:") or (hex_part and all(c in "0123456789abcdef" for c in hex_part)):
             matches = [img for iid, img in self.by_id.items() if iid[7:].startswith(hex_part)]
             if len(matches) == 1:
@@ -289,7 +303,7 @@ class Registry:
         self._failures.append((ref_glob, error))
 
     def lookup(self, ref: str) -> RegistryEntry:
-        repo, tag, digest = split_ref(ref)
+        repo, _tag, digest = split_ref(ref)
         if digest:
             for key, entry in self.entries.items():
                 if split_ref(key)[0] == repo and entry.manifest_digest == digest:

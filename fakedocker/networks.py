@@ -53,7 +53,9 @@ class Network:
             if value not in self._used:
                 self._used.add(value)
                 return str(ipaddress.IPv4Address(value)), self.subnet.prefixlen
-        raise EngineError(f"no available IPv4 addresses on this network's address pools: {self.name} ({self.id})", 500)
+        raise EngineError(
+            f"no available IPv4 addresses on this network's address pools: {self.name} ({self.id})", 500
+        )
 
     def release_ip(self, ip: str) -> None:
         if ip:
@@ -158,7 +160,7 @@ class Networks:
         driver = driver or "bridge"
         if driver == "overlay" and not swarm_active:
             raise EngineError(
-                "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" "
+                'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
                 "to connect this node to swarm and try again.",
                 503,
             )

@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 _IP_PORT_FLAGS = re.compile(r"^--((ServerApp|NotebookApp|SingleUserNotebookApp)\.)?(ip|port)(=.*)?$")
@@ -38,7 +38,9 @@ def is_singleuser(argv: list[str]) -> bool:
     return bool(argv) and posixpath.basename(argv[0]).endswith("jupyterhub-singleuser")
 
 
-def rewrite_singleuser(argv: list[str], env: dict[str, str], host_port: int) -> tuple[list[str], dict[str, str]]:
+def rewrite_singleuser(
+    argv: list[str], env: dict[str, str], host_port: int
+) -> tuple[list[str], dict[str, str]]:
     """Make jupyterhub-singleuser listen on 127.0.0.1:``host_port``: drop
     ``--ip``/``--port`` options and point ``JUPYTERHUB_SERVICE_URL`` there."""
     out: list[str] = [argv[0]]
@@ -138,6 +140,9 @@ class LocalProcess:
         except asyncio.TimeoutError:
             self.send(signal.SIGKILL)
             await self.proc.wait()
+        if self._readers:
+            await asyncio.gather(*self._readers, return_exceptions=True)
+        self._cleanup()
 
     def _cleanup(self) -> None:
         if self._tmp is not None:

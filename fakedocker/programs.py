@@ -14,8 +14,8 @@ import importlib.metadata
 import posixpath
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from .fs import ContainerFS, norm
@@ -39,7 +39,7 @@ class Proc:
     err: Callable[[bytes], None]
     hostname: str = ""
     listen: Callable[[int, Handler], None] = lambda port, handler: None
-    programs: "Programs | None" = None
+    programs: Programs | None = None
     #: Exit code on SIGTERM, or IGNORE; programs (and ``exec``) may change it.
     on_sigterm: list = field(default_factory=lambda: [IGNORE])
 
@@ -51,7 +51,9 @@ class Proc:
 
     def passwd(self) -> list[list[str]]:
         data = self.fs.read("/etc/passwd") or b""
-        return [line.split(":") for line in data.decode(errors="replace").splitlines() if line.count(":") >= 3]
+        return [
+            line.split(":") for line in data.decode(errors="replace").splitlines() if line.count(":") >= 3
+        ]
 
     def ids(self) -> tuple[int, int, str]:
         """(uid, gid, name) of ``user`` (``name``, ``uid``, ``uid:gid``)."""
@@ -136,6 +138,21 @@ async def _echo(proc: Proc) -> int:
     return 0
 
 
+def _format_once(fmt: str, args: list[str]) -> tuple[str, int]:
+    """One pass of printf's FORMAT over ``args``; returns text and args used."""
+    used = 0
+
+    def sub(m: re.Match) -> str:
+        nonlocal used
+        if m.group(0) == "%%":
+            return "%"
+        value = args[used] if used < len(args) else ""
+        used += 1
+        return str(int(value or 0)) if m.group(0) == "%d" else value
+
+    return re.sub(r"%%|%s|%d", sub, fmt), used
+
+
 async def _printf(proc: Proc) -> int:
     if len(proc.argv) < 2:
         proc.error("printf: usage: printf FORMAT [ARG]...\n")
@@ -144,17 +161,8 @@ async def _printf(proc: Proc) -> int:
     args = proc.argv[2:]
     out = []
     while True:
-        used = 0
-
-        def sub(m: re.Match) -> str:
-            nonlocal used
-            if m.group(0) == "%%":
-                return "%"
-            value = args[used] if used < len(args) else ""
-            used += 1
-            return str(int(value or 0)) if m.group(0) == "%d" else value
-
-        out.append(re.sub(r"%%|%s|%d", sub, fmt))
+        pieces, used = _format_once(fmt, args)
+        out.append(pieces)
         args = args[used:]
         if not args or not used:
             break
@@ -318,7 +326,9 @@ async def _test(proc: Proc) -> int:
             except ValueError:
                 proc.error(f"test: invalid number '{a if not a.lstrip('-').isdigit() else b}'\n")
                 return 2
-            result = {"-eq": x == y, "-ne": x != y, "-lt": x < y, "-le": x <= y, "-gt": x > y, "-ge": x >= y}[op]
+            result = {"-eq": x == y, "-ne": x != y, "-lt": x < y, "-le": x <= y, "-gt": x > y, "-ge": x >= y}[
+                op
+            ]
     return 0 if result != negate else 1
 
 
@@ -399,7 +409,14 @@ def singleuser_address(argv: list[str], env: dict[str, str]) -> tuple[str, int]:
         ip = parts.hostname or ""
         port = parts.port or 0
     for i, a in enumerate(argv):
-        for flag in ("--ip", "--port", "--ServerApp.ip", "--ServerApp.port", "--NotebookApp.ip", "--NotebookApp.port"):
+        for flag in (
+            "--ip",
+            "--port",
+            "--ServerApp.ip",
+            "--ServerApp.port",
+            "--NotebookApp.ip",
+            "--NotebookApp.port",
+        ):
             if a.startswith(flag + "="):
                 value = a.split("=", 1)[1]
             elif a == flag and i + 1 < len(argv):
@@ -440,7 +457,9 @@ async def _singleuser(proc: Proc) -> int:
         return Response.json({"server": "fakedocker jupyterhub-singleuser", "path": path}, headers=headers)
 
     log = proc.error
-    log(f"[I {_log_time()} JupyterHubSingleUser] Starting jupyterhub single-user server extension version {version}\n")
+    log(
+        f"[I {_log_time()} JupyterHubSingleUser] Starting jupyterhub single-user server extension version {version}\n"
+    )
     log(f"[I {_log_time()} ServerApp] Jupyter Server (fakedocker) is running at:\n")
     log(f"[I {_log_time()} ServerApp] http://{ip}:{port}{prefix}\n")
     proc.listen(port, serve)
@@ -488,7 +507,9 @@ class Word:
                     return "1"
                 return env.get(name, "")
 
-            out.append(re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$([?$])", var, text))
+            out.append(
+                re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$([?$])", var, text)
+            )
         return "".join(out)
 
 
@@ -539,7 +560,13 @@ def tokenize(script: str) -> list[Word | str]:
                 i += 1
         elif c in ";&|\n<>":
             fd = None
-            if c == ">" and word is not None and len(word.parts) == 1 and word.parts[0][0] in ("1", "2") and word.parts[0][1]:
+            if (
+                c == ">"
+                and word is not None
+                and len(word.parts) == 1
+                and word.parts[0][0] in ("1", "2")
+                and word.parts[0][1]
+            ):
                 fd = int(word.parts[0][0])
                 word = None
             flush()
@@ -663,13 +690,17 @@ async def _run_simple(proc: Proc, tokens: list[Word | str], status: int) -> int:
 async def _builtin_or_program(sub: Proc, shell: Proc) -> int:
     name = sub.argv[0]
     if name == "exit":
-        raise ShellExit(int(sub.argv[1]) & 0xFF if len(sub.argv) > 1 and sub.argv[1].lstrip("-").isdigit() else 0)
+        raise ShellExit(
+            int(sub.argv[1]) & 0xFF if len(sub.argv) > 1 and sub.argv[1].lstrip("-").isdigit() else 0
+        )
     if name in (":", "wait", "set", "trap", "umask", "ulimit"):
         return 0
     if name == "cd":
         target = norm(sub.argv[1] if len(sub.argv) > 1 else sub.env.get("HOME", "/"), shell.cwd)
         if not shell.fs.is_dir(target):
-            sub.error(f"sh: cd: can't cd to {sub.argv[1] if len(sub.argv) > 1 else target}: No such file or directory\n")
+            sub.error(
+                f"sh: cd: can't cd to {sub.argv[1] if len(sub.argv) > 1 else target}: No such file or directory\n"
+            )
             return 2
         shell.cwd = target
         return 0

@@ -8,7 +8,8 @@ the package makes the fixtures available everywhere.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,9 @@ def make_spawner(fake_docker: FakeDocker) -> Callable[..., Any]:
     db = orm.new_session_factory("sqlite:///:memory:")()
     users: dict[str, User] = {}
 
-    def make(username: str = "alice", servername: str = "", *, spawner_class: type = DockerSpawner, **traits: Any):
+    def make(
+        username: str = "alice", servername: str = "", *, spawner_class: type = DockerSpawner, **traits: Any
+    ):
         if username not in users:
             orm_user = orm.User(name=username)
             db.add(orm_user)

@@ -174,7 +174,7 @@ def _replicas(spec: dict[str, Any]) -> int:
 class Swarm:
     """``fake.swarm``: services and tasks, plus knobs for tests."""
 
-    def __init__(self, engine: "FakeDocker", active: bool, step_delay: float) -> None:
+    def __init__(self, engine: FakeDocker, active: bool, step_delay: float) -> None:
         self.engine = engine
         self.active = active
         self.step_delay = step_delay
@@ -200,7 +200,9 @@ class Swarm:
         reaches first; default ``pending`` for rejected, ``running`` for failed)."""
         if state not in ("rejected", "failed"):
             raise ValueError("state must be 'rejected' or 'failed'")
-        failure = TaskFailure(service_pattern, state, err, at or ("pending" if state == "rejected" else "running"), times)
+        failure = TaskFailure(
+            service_pattern, state, err, at or ("pending" if state == "rejected" else "running"), times
+        )
         self.failures.append(failure)
         return failure
 
@@ -287,7 +289,10 @@ class Swarm:
                 f"service {name} already exists"
             )
         if not ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image"):
-            raise EngineError("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided", 400)
+            raise EngineError(
+                "rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided",
+                400,
+            )
         self._check_networks(spec)
         svc = Service(id=swarm_id(), spec=fill_spec(spec), version=self._next_version())
         self.services[svc.id] = svc
@@ -477,7 +482,9 @@ class Swarm:
         if condition == "none" or (condition == "on-failure" and not failed):
             return
         attempts = policy.get("MaxAttempts") or 0
-        slot_tasks = [self.tasks[t] for t in svc.task_ids if t in self.tasks and self.tasks[t].slot == task.slot]
+        slot_tasks = [
+            self.tasks[t] for t in svc.task_ids if t in self.tasks and self.tasks[t].slot == task.slot
+        ]
         if attempts and len(slot_tasks) > attempts:
             return
         task.desired = "shutdown"

@@ -57,7 +57,7 @@ class Volumes:
         if not _VOLUME_NAME.match(name):
             raise EngineError(
                 f'create {name}: "{name}" includes invalid characters for a local volume name, '
-                "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host "
+                'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
                 "directory, use absolute path",
                 400,
             )

@@ -17,7 +17,7 @@ from dockerspawner.engine import EngineError, NotFound
 
 from .helpers import make_tar
 
-REGISTRY = "127.0.0.1:5000"
+REGISTRY = os.environ.get("DOCKERSPAWNER_TEST_REGISTRY") or "127.0.0.1:5000"
 #: The unique layer pushed to the registry: big enough that Docker reports
 #: download progress with byte counts, seeded so every run pushes the same
 #: blob and the registry stores it once.

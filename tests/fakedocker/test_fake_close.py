@@ -21,7 +21,12 @@ async def test_close_leaves_no_tasks_sockets_or_streams():
     fake.add_image(BUSYBOX)
     fake.registry.add("reg.local/slow:1", layers=[10_000_000])
     web = await fake.create_container(
-        {"image": BUSYBOX, "name": "web", "command": ["httpd", "-f", "-p", "8888", "-h", "/var/www"], **published()}
+        {
+            "image": BUSYBOX,
+            "name": "web",
+            "command": ["httpd", "-f", "-p", "8888", "-h", "/var/www"],
+            **published(),
+        }
     )
     await fake.start_container(web)
     su = await fake.create_container(
@@ -30,7 +35,9 @@ async def test_close_leaves_no_tasks_sockets_or_streams():
     await fake.start_container(su)
     url = f"http://127.0.0.1:{(await fake.port(web, 8888))[0]['HostPort']}/"
     assert (await http_get(url))[0] == 200
-    await fake.create_service({"Name": "svc", "TaskTemplate": {"ContainerSpec": {"Image": BUSYBOX, "Command": ["sleep", "60"]}}})
+    await fake.create_service(
+        {"Name": "svc", "TaskTemplate": {"ContainerSpec": {"Image": BUSYBOX, "Command": ["sleep", "60"]}}}
+    )
     stream = fake.events()
     waiting = asyncio.ensure_future(stream.__anext__())
     pull = asyncio.ensure_future(_drain(fake.pull_image("reg.local/slow:1")))

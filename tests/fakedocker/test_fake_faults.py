@@ -66,7 +66,9 @@ async def test_delay_slows_only_that_operation(fake, run):
 
 
 async def test_container_exits_after_start_with_logs(fake, run):
-    fake.faults.exit_after_start("crashy-*", after=0.05, exit_code=3, stdout=["starting"], stderr=["Traceback: boom"])
+    fake.faults.exit_after_start(
+        "crashy-*", after=0.05, exit_code=3, stdout=["starting"], stderr=["Traceback: boom"]
+    )
     ok = await run(name="steady-1")
     cid = await run(name="crashy-1")
     assert await fake.wait_container(cid, timeout=5) == 3
@@ -177,7 +179,10 @@ async def test_registry_fail_next_breaks_the_pull_midway(fake):
 async def test_swarm_rejected_task_has_err(fake):
     fake.swarm.fail_next_task("svc-*", state="rejected", err="no suitable node")
     sid = await fake.create_service(
-        {"Name": "svc-1", "TaskTemplate": {"ContainerSpec": {"Image": "local/busybox:test", "Command": ["sleep", "60"]}}}
+        {
+            "Name": "svc-1",
+            "TaskTemplate": {"ContainerSpec": {"Image": "local/busybox:test", "Command": ["sleep", "60"]}},
+        }
     )
     task = await _wait_task(fake, sid, {"rejected"})
     assert task["Status"]["Err"] == "no suitable node"
@@ -202,7 +207,10 @@ async def test_swarm_task_walks_the_states(fake_docker_factory):
     fake = fake_docker_factory(task_step_delay=0.02)
     fake.add_image("local/busybox:test")
     sid = await fake.create_service(
-        {"Name": "svc-3", "TaskTemplate": {"ContainerSpec": {"Image": "local/busybox:test", "Command": ["sleep", "60"]}}}
+        {
+            "Name": "svc-3",
+            "TaskTemplate": {"ContainerSpec": {"Image": "local/busybox:test", "Command": ["sleep", "60"]}},
+        }
     )
     seen: list[str] = []
     deadline = time.monotonic() + 5

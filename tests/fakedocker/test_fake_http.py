@@ -24,7 +24,7 @@ async def test_httpd_serves_image_and_archive_files(fake, run):
     status, _, body = await http_get(await _url(fake, cid))
     assert (status, body) == (200, b"rig busybox ok\n")
     await fake.put_archive(cid, "/var/www", make_tar({"hello.txt": b"from the test\n"}))
-    status, headers, body = await http_get(await _url(fake, cid, "/hello.txt"))
+    status, _, body = await http_get(await _url(fake, cid, "/hello.txt"))
     assert (status, body) == (200, b"from the test\n")
     status, _, body = await http_get(await _url(fake, cid, "/nope.html"))
     assert status == 404 and b"404 Not Found" in body
@@ -77,8 +77,12 @@ async def test_singleuser_listens_on_the_port_of_its_service_url(fake, run):
 
 
 async def test_singleuser_stops_on_sigterm_with_exit_0_and_logs_it(fake, run):
-    cid = await run(["jupyterhub-singleuser"], environment=_singleuser_env(), ports=[8888],
-                    host_config={"port_bindings": {8888: ("127.0.0.1", None)}})
+    cid = await run(
+        ["jupyterhub-singleuser"],
+        environment=_singleuser_env(),
+        ports=[8888],
+        host_config={"port_bindings": {8888: ("127.0.0.1", None)}},
+    )
     await asyncio.wait_for(fake.stop_container(cid, timeout=30), 2)
     assert (await fake.inspect_container(cid))["State"]["ExitCode"] == 0
     logs = await fake.container_logs(cid)
@@ -97,8 +101,13 @@ async def test_each_running_container_gets_its_own_port(fake, run):
 async def test_requested_host_port_in_use_fails_the_start(fake, run):
     cid = await run(HTTPD, **published())
     taken = int((await fake.port(cid, 8888))[0]["HostPort"])
-    other = await run(HTTPD, name="second", start=False, ports=[8888],
-                      host_config={"port_bindings": {8888: ("127.0.0.1", taken)}})
+    other = await run(
+        HTTPD,
+        name="second",
+        start=False,
+        ports=[8888],
+        host_config={"port_bindings": {8888: ("127.0.0.1", taken)}},
+    )
     with pytest.raises(EngineError) as info:
         await fake.start_container(other)
     assert info.value.status == 500 and "address already in use" in info.value.explanation

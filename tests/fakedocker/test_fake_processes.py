@@ -125,8 +125,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
+server = http.server.HTTPServer((opts["ip"], int(opts["port"])), H)
 print("listening", flush=True)
-http.server.HTTPServer((opts["ip"], int(opts["port"])), H).serve_forever()
+server.serve_forever()
 """
 
 

@@ -45,7 +45,9 @@ async def test_exec_user_workdir_environment(fake, run):
     assert await _exec(fake, cid, ["id", "-u"], user="nobody") == (0, "65534\n", "")
     assert await _exec(fake, cid, ["id", "-un"], user="1000") == (0, "jovyan\n", "")
     assert await _exec(fake, cid, ["pwd"], workdir="/tmp") == (0, "/tmp\n", "")
-    code, out, _ = await _exec(fake, cid, "sh -c 'echo $FROM_SPEC $EXTRA $HOME'", environment={"EXTRA": "e"}, user="jovyan")
+    code, out, _ = await _exec(
+        fake, cid, "sh -c 'echo $FROM_SPEC $EXTRA $HOME'", environment={"EXTRA": "e"}, user="jovyan"
+    )
     assert (code, out) == (0, "s e /home/jovyan\n")
 
 
@@ -82,7 +84,9 @@ async def test_put_archive_files_are_readable_and_volumes_keep_them(fake, run):
 
 
 async def test_empty_volume_gets_the_image_content_at_its_mount_point(fake, run):
-    cid = await run(host_config={"mounts": [{"Type": "volume", "Source": "fk-www", "Target": "/var/www"}], "init": True})
+    cid = await run(
+        host_config={"mounts": [{"Type": "volume", "Source": "fk-www", "Target": "/var/www"}], "init": True}
+    )
     assert await _exec(fake, cid, ["cat", "/var/www/index.html"]) == (0, "rig busybox ok\n", "")
 
 
@@ -94,14 +98,17 @@ async def test_main_program_output_and_exit(fake, run):
     assert await fake.container_logs(cid, stdout=False) == "err\n"
 
 
-@pytest.mark.parametrize("command, code, logs", [
-    (["true"], 0, ""),
-    (["false"], 1, ""),
-    (["id", "-u"], 0, "0\n"),
-    (["cat", "/nope"], 1, "cat: can't open '/nope': No such file or directory\n"),
-    (["busybox", "echo", "via busybox"], 0, "via busybox\n"),
-    (["httpd", "-p", "8080"], 0, ""),
-])
+@pytest.mark.parametrize(
+    "command, code, logs",
+    [
+        (["true"], 0, ""),
+        (["false"], 1, ""),
+        (["id", "-u"], 0, "0\n"),
+        (["cat", "/nope"], 1, "cat: can't open '/nope': No such file or directory\n"),
+        (["busybox", "echo", "via busybox"], 0, "via busybox\n"),
+        (["httpd", "-p", "8080"], 0, ""),
+    ],
+)
 async def test_short_programs_exit_like_busybox(fake, run, command, code, logs):
     cid = await run(command)
     assert await fake.wait_container(cid, timeout=5) == code

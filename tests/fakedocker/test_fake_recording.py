@@ -25,7 +25,10 @@ async def test_count_and_filter_with_globs(fake, run):
     await run(name="other")
     assert fake.calls.count("create_container") == 3
     assert fake.calls.count("*_container") == 6
-    assert [c.args["name"] for c in fake.calls.filter("create_*", name="jupyter-*")] == ["jupyter-alice", "jupyter-bob"]
+    assert [c.args["name"] for c in fake.calls.filter("create_*", name="jupyter-*")] == [
+        "jupyter-alice",
+        "jupyter-bob",
+    ]
     assert fake.calls.last("pull_image") is None
 
 

@@ -13,18 +13,70 @@ from dockerspawner.engine import Conflict, EngineError, NotFound
 
 RFC3339_NANO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 INSPECT_KEYS = {
-    "Id", "Created", "Path", "Args", "State", "Image", "ResolvConfPath", "HostnamePath", "HostsPath",
-    "LogPath", "Name", "RestartCount", "Driver", "Platform", "MountLabel", "ProcessLabel",
-    "AppArmorProfile", "ExecIDs", "HostConfig", "GraphDriver", "Mounts", "Config", "NetworkSettings",
+    "Id",
+    "Created",
+    "Path",
+    "Args",
+    "State",
+    "Image",
+    "ResolvConfPath",
+    "HostnamePath",
+    "HostsPath",
+    "LogPath",
+    "Name",
+    "RestartCount",
+    "Driver",
+    "Platform",
+    "MountLabel",
+    "ProcessLabel",
+    "AppArmorProfile",
+    "ExecIDs",
+    "HostConfig",
+    "GraphDriver",
+    "Mounts",
+    "Config",
+    "NetworkSettings",
 }
-STATE_KEYS = {"Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode", "Error", "StartedAt", "FinishedAt"}
-LIST_KEYS = {"Id", "Names", "Image", "ImageID", "Command", "Created", "Ports", "Labels", "State", "Status", "HostConfig", "NetworkSettings", "Mounts"}
+STATE_KEYS = {
+    "Status",
+    "Running",
+    "Paused",
+    "Restarting",
+    "OOMKilled",
+    "Dead",
+    "Pid",
+    "ExitCode",
+    "Error",
+    "StartedAt",
+    "FinishedAt",
+}
+LIST_KEYS = {
+    "Id",
+    "Names",
+    "Image",
+    "ImageID",
+    "Command",
+    "Created",
+    "Ports",
+    "Labels",
+    "State",
+    "Status",
+    "HostConfig",
+    "NetworkSettings",
+    "Mounts",
+}
 
 
 async def test_inspect_through_the_lifecycle(fake, run):
-    cid = await run(["httpd", "-f", "-p", "8888", "-h", "/var/www"], start=False, name="shape-1",
-                    environment={"FOO": "bar"}, labels={"a": "b"}, ports=[8888],
-                    host_config={"port_bindings": {8888: ("127.0.0.1", None)}, "mem_limit": "64m"})
+    cid = await run(
+        ["httpd", "-f", "-p", "8888", "-h", "/var/www"],
+        start=False,
+        name="shape-1",
+        environment={"FOO": "bar"},
+        labels={"a": "b"},
+        ports=[8888],
+        host_config={"port_bindings": {8888: ("127.0.0.1", None)}, "mem_limit": "64m"},
+    )
     info = await fake.inspect_container(cid)
     assert set(info) == INSPECT_KEYS and set(info["State"]) == STATE_KEYS
     assert re.fullmatch(r"[0-9a-f]{64}", info["Id"]) and info["Name"] == "/shape-1"
@@ -33,11 +85,21 @@ async def test_inspect_through_the_lifecycle(fake, run):
     assert info["State"]["StartedAt"] == "0001-01-01T00:00:00Z" and info["State"]["Status"] == "created"
     assert info["Image"] == (await fake.inspect_image(BUSYBOX))["Id"]
     cfg = info["Config"]
-    assert (cfg["Hostname"], cfg["Env"], cfg["Labels"], cfg["Image"]) == (cid[:12], ["FOO=bar"], {"a": "b"}, BUSYBOX)
+    assert (cfg["Hostname"], cfg["Env"], cfg["Labels"], cfg["Image"]) == (
+        cid[:12],
+        ["FOO=bar"],
+        {"a": "b"},
+        BUSYBOX,
+    )
     assert cfg["ExposedPorts"] == {"8888/tcp": {}}
     hc = info["HostConfig"]
     assert hc["PortBindings"] == {"8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
-    assert (hc["NetworkMode"], hc["Memory"], hc["MemorySwap"], hc["ShmSize"]) == ("default", 67108864, 134217728, 67108864)
+    assert (hc["NetworkMode"], hc["Memory"], hc["MemorySwap"], hc["ShmSize"]) == (
+        "default",
+        67108864,
+        134217728,
+        67108864,
+    )
     assert hc["LogConfig"] == {"Type": "json-file", "Config": {}}
     ns = info["NetworkSettings"]
     assert ns["Ports"] == {} and ns["IPAddress"] == "" and ns["Networks"]["bridge"]["IPAddress"] == ""
@@ -52,12 +114,17 @@ async def test_inspect_through_the_lifecycle(fake, run):
     bridge = ns["Networks"]["bridge"]
     assert bridge["IPAddress"].startswith("172.17.") and bridge["Gateway"] == "172.17.0.1"
     assert ns["IPAddress"] == bridge["IPAddress"] and bridge["IPPrefixLen"] == 16
-    assert bridge["MacAddress"] == "02:42:ac:11:" + ":".join(f"{int(x):02x}" for x in bridge["IPAddress"].split(".")[2:])
+    assert bridge["MacAddress"] == "02:42:ac:11:" + ":".join(
+        f"{int(x):02x}" for x in bridge["IPAddress"].split(".")[2:]
+    )
 
     await fake.stop_container(cid, timeout=0)
     info = await fake.inspect_container(cid)
     assert (info["State"]["Status"], info["State"]["ExitCode"]) == ("exited", 137)
-    assert info["NetworkSettings"]["Ports"] == {} and info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"] == ""
+    assert (
+        info["NetworkSettings"]["Ports"] == {}
+        and info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"] == ""
+    )
     assert info["NetworkSettings"]["Networks"]["bridge"]["NetworkID"]
 
 
@@ -81,23 +148,61 @@ async def test_list_entries_and_status_words(fake, run):
 
 
 async def test_config_merges_the_image_config(fake):
-    fake.add_image("img:env", config={"Env": ["A=b", "PATH=/bin"], "Cmd": ["sleep", "10"], "Labels": {"img": "1", "l": "img"}, "ExposedPorts": {"8888/tcp": {}}, "WorkingDir": "/home/jovyan", "User": "jovyan"})
-    cid = await fake.create_container({"image": "img:env", "name": "merge", "environment": ["X=1", "A=override"], "labels": {"l": "spec"}})
+    fake.add_image(
+        "img:env",
+        config={
+            "Env": ["A=b", "PATH=/bin"],
+            "Cmd": ["sleep", "10"],
+            "Labels": {"img": "1", "l": "img"},
+            "ExposedPorts": {"8888/tcp": {}},
+            "WorkingDir": "/home/jovyan",
+            "User": "jovyan",
+        },
+    )
+    cid = await fake.create_container(
+        {"image": "img:env", "name": "merge", "environment": ["X=1", "A=override"], "labels": {"l": "spec"}}
+    )
     cfg = (await fake.inspect_container(cid))["Config"]
     assert cfg["Env"] == ["X=1", "A=override", "PATH=/bin"]
     assert cfg["Cmd"] == ["sleep", "10"] and cfg["Labels"] == {"img": "1", "l": "spec"}
-    assert (cfg["WorkingDir"], cfg["User"], cfg["ExposedPorts"]) == ("/home/jovyan", "jovyan", {"8888/tcp": {}})
+    assert (cfg["WorkingDir"], cfg["User"], cfg["ExposedPorts"]) == (
+        "/home/jovyan",
+        "jovyan",
+        {"8888/tcp": {}},
+    )
 
 
 async def test_mount_shapes(fake, run, tmp_path):
-    cid = await run(start=False, host_config={
-        "binds": {str(tmp_path): {"bind": "/hosttmp", "mode": "ro"}},
-        "mounts": [{"Type": "volume", "Source": "fk-mvol", "Target": "/m1"}, {"Type": "tmpfs", "Target": "/m2"}],
-    })
+    cid = await run(
+        start=False,
+        host_config={
+            "binds": {str(tmp_path): {"bind": "/hosttmp", "mode": "ro"}},
+            "mounts": [
+                {"Type": "volume", "Source": "fk-mvol", "Target": "/m1"},
+                {"Type": "tmpfs", "Target": "/m2"},
+            ],
+        },
+    )
     mounts = (await fake.inspect_container(cid))["Mounts"]
     assert mounts == [
-        {"Type": "bind", "Source": str(tmp_path), "Destination": "/hosttmp", "Mode": "ro", "RW": False, "Propagation": "rprivate"},
-        {"Type": "volume", "Name": "fk-mvol", "Source": "/var/lib/docker/volumes/fk-mvol/_data", "Destination": "/m1", "Driver": "local", "Mode": "z", "RW": True, "Propagation": ""},
+        {
+            "Type": "bind",
+            "Source": str(tmp_path),
+            "Destination": "/hosttmp",
+            "Mode": "ro",
+            "RW": False,
+            "Propagation": "rprivate",
+        },
+        {
+            "Type": "volume",
+            "Name": "fk-mvol",
+            "Source": "/var/lib/docker/volumes/fk-mvol/_data",
+            "Destination": "/m1",
+            "Driver": "local",
+            "Mode": "z",
+            "RW": True,
+            "Propagation": "",
+        },
         {"Type": "tmpfs", "Source": "", "Destination": "/m2", "Mode": "", "RW": True, "Propagation": ""},
     ]
     with pytest.raises(Conflict, match=r"remove fk-mvol: volume is in use - \[" + cid):
@@ -119,17 +224,28 @@ async def test_error_messages(fake, run):
     )
     stopped = await run(["true"], name="done")
     await fake.wait_container(stopped)
-    with pytest.raises(Conflict, match=f"Cannot kill container: {stopped}: Container {stopped} is not running"):
+    with pytest.raises(
+        Conflict, match=f"Cannot kill container: {stopped}: Container {stopped} is not running"
+    ):
         await fake.kill_container(stopped)
     assert await _explained(NotFound, fake.inspect_container("nope")) == "No such container: nope"
-    assert await _explained(NotFound, fake.create_container({"image": "nope", "command": ["true"]})) == "No such image: nope:latest"
-    assert await _explained(EngineError, fake.create_container({"image": BUSYBOX, "name": "nocmd"})) == "No command specified"
-    assert await _explained(EngineError, fake.create_container({"image": BUSYBOX, "name": "a b", "command": ["true"]})) == (
-        "Invalid container name (a b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+    assert (
+        await _explained(NotFound, fake.create_container({"image": "nope", "command": ["true"]}))
+        == "No such image: nope:latest"
     )
+    assert (
+        await _explained(EngineError, fake.create_container({"image": BUSYBOX, "name": "nocmd"}))
+        == "No command specified"
+    )
+    assert await _explained(
+        EngineError, fake.create_container({"image": BUSYBOX, "name": "a b", "command": ["true"]})
+    ) == ("Invalid container name (a b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     assert await _explained(NotFound, fake.inspect_volume("nope")) == "get nope: no such volume"
     assert await _explained(NotFound, fake.inspect_network("nope")) == "network nope not found"
-    assert await _explained(NotFound, fake.inspect_image("nope")) == "no such image: nope: No such image: nope:latest"
+    assert (
+        await _explained(NotFound, fake.inspect_image("nope"))
+        == "no such image: nope: No such image: nope:latest"
+    )
 
 
 async def _explained(kind: type[EngineError], call) -> str:
@@ -174,7 +290,9 @@ async def test_events_since_replays_history(fake, run):
 
 
 async def test_pull_events_like_the_engine(fake):
-    fake.registry.add("127.0.0.1:5000/ct/pulled:v1", config={"Cmd": ["sleep", "300"]}, layers=[1_984_305, 2 * 1024 * 1024])
+    fake.registry.add(
+        "127.0.0.1:5000/ct/pulled:v1", config={"Cmd": ["sleep", "300"]}, layers=[1_984_305, 2 * 1024 * 1024]
+    )
     events = [ev async for ev in fake.pull_image("127.0.0.1:5000/ct/pulled:v1")]
     statuses = [ev.status for ev in events]
     assert statuses[0] == "Pulling from ct/pulled" and events[0].layer == "v1"
@@ -195,7 +313,9 @@ async def test_pull_events_like_the_engine(fake):
 async def test_concurrent_pulls_share_one_download(fake_docker_factory):
     fake = fake_docker_factory(pull_speed=5_000_000)
     fake.registry.add("reg.local/shared:1", layers=[500_000])
-    a, b = await asyncio.gather(_drain(fake.pull_image("reg.local/shared:1")), _drain(fake.pull_image("reg.local/shared:1")))
+    a, b = await asyncio.gather(
+        _drain(fake.pull_image("reg.local/shared:1")), _drain(fake.pull_image("reg.local/shared:1"))
+    )
     assert [e.status for e in a] == [e.status for e in b]
     assert a[-1].image_id == b[-1].image_id
     assert sum(1 for ev in fake.bus.history if ev["Type"] == "image" and ev["Action"] == "pull") == 1
@@ -207,8 +327,14 @@ async def _drain(stream) -> list:
 
 async def test_networks_allocate_distinct_addresses(fake, run):
     nid = await fake.create_network("fk-net", labels={"x": "1"})
-    ids = [await run(name=f"n-{i}", host_config={"network_mode": "fk-net", "init": True},
-                     networking_config={"EndpointsConfig": {"fk-net": {"Aliases": ["alias"]}}}) for i in range(3)]
+    ids = [
+        await run(
+            name=f"n-{i}",
+            host_config={"network_mode": "fk-net", "init": True},
+            networking_config={"EndpointsConfig": {"fk-net": {"Aliases": ["alias"]}}},
+        )
+        for i in range(3)
+    ]
     info = await fake.inspect_network(nid)
     subnet = info["IPAM"]["Config"][0]["Subnet"]
     assert subnet == "172.18.0.0/16" and info["IPAM"]["Config"][0]["Gateway"] == "172.18.0.1"

@@ -44,7 +44,9 @@ async def test_3_singleuser_answers_any_path_under_its_prefix_without_a_hub(fake
 async def test_4_bind_mounts_read_the_host_but_never_write_it(fake, run, tmp_path):
     (tmp_path / "in.txt").write_text("from host\n")
     cid = await run(host_config={"binds": [f"{tmp_path}:/data"], "init": True})
-    r = await fake.exec_run(cid, ["sh", "-c", "cat /data/in.txt; echo new > /data/out.txt; cat /data/out.txt"])
+    r = await fake.exec_run(
+        cid, ["sh", "-c", "cat /data/in.txt; echo new > /data/out.txt; cat /data/out.txt"]
+    )
     assert r.stdout == b"from host\nnew\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
 

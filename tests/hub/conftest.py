@@ -31,6 +31,10 @@ def _ensure_proxy_on_path() -> None:
     )
 
 
+async def _no_cancel(sig=None) -> None:
+    return None
+
+
 @pytest.fixture
 async def hub_factory(tmp_path, monkeypatch):
     """Make (and finally stop) MockHubs sharing one database file, so a test can
@@ -75,6 +79,9 @@ async def hub_factory(tmp_path, monkeypatch):
     yield make
     for app in reversed(apps):
         app.log.handlers = []
+        # JupyterHub.stop() schedules a task that cancels every task of the loop,
+        # which would kill the teardown of fixtures set up before this one
+        app.shutdown_cancel_tasks = _no_cancel
         try:
             await app.stop()
         except Exception as e:  # noqa: BLE001 - teardown must go on

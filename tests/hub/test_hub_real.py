@@ -22,9 +22,10 @@ IMAGE = "quay.io/jupyterhub/singleuser:" + ".".join(jupyterhub.__version__.split
 
 
 @pytest.fixture
-async def real_hub(hub_factory, real_engine, test_labels):
+async def real_hub(real_engine, hub_factory, test_labels):
     """A started hub on the real engine; containers carry the test labels so the
-    engine fixture removes them whatever happens."""
+    engine fixture removes them whatever happens (after the hub has stopped:
+    ``real_engine`` is set up first, so it is torn down last)."""
     try:
         await real_engine.inspect_image(IMAGE)
     except Exception as e:  # noqa: BLE001

@@ -159,11 +159,13 @@ def test_deep_merge_is_not_in_place():
     assert base == {"a": {"b": 1, "c": 2}, "d": [1]}
 
 
-def test_render_templates_recurses_and_names_unknown_fields():
+def test_render_templates_recurses_and_reports_what_it_leaves():
     out = render_templates({"binds": {"/srv/{username}": {"bind": "/home/{raw_username}"}}, "n": 3}, NS)
     assert out == {"binds": {"/srv/alice": {"bind": "/home/Alice"}}, "n": 3}
-    with pytest.raises(ValueError, match="usrname"):
-        render_templates(["/x/{usrname}"], NS)
+    warnings: list[str] = []
+    kept = render_templates(["/x/{usrname}", '{"json": 1}'], NS, warnings.append)
+    assert kept == ["/x/{usrname}", '{"json": 1}']
+    assert len(warnings) == 2 and "usrname" in warnings[0] and "known fields" in warnings[0]
 
 
 def test_spec_hash_ignores_token_but_not_config():
