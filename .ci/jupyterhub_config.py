@@ -50,3 +50,7 @@ else:
     fake.add_image(DockerSpawner.image.default_value, config={"Cmd": ["jupyterhub-singleuser"]})
     c.DockerSpawner.engine = fake
     c.DockerSpawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]
+    if os.geteuid() == 0:
+        # a container's root is not the host's; a local process's is, and the
+        # server refuses to run as root unless told
+        c.DockerSpawner.args = ["--allow-root"]

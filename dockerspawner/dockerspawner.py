@@ -14,6 +14,8 @@ import io
 import os
 import sys
 import tarfile
+import time
+import weakref
 from typing import Any, Callable
 from urllib.parse import urlparse
 
@@ -29,17 +31,18 @@ from traitlets import (
     Float,
     Int,
     List,
+    TraitType,
     Unicode,
     Union,
     default,
     observe,
 )
 
-from . import naming
+from . import naming, orphans
 from .engine import Conflict, DockerEngine, EngineError, EngineUnavailable, NotFound
 from .engine.connect import shared_engine
 from .progress import PHASES, ProgressLog, PullProgress, pull_message
-from .specs import ContainerPlan, container_spec, publishes_port, render_templates
+from .specs import ContainerPlan, check_confined, container_spec, publishes_port, render_templates
 
 _hub_version = ".".join(jupyterhub.__version__.split(".")[:2])
 
@@ -60,6 +63,18 @@ async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+#: JupyterHub >= 5.3 makes options_from_form a configurable trait; before, a method.
+_OPTIONS_FROM_FORM_IS_TRAIT = isinstance(Spawner.__dict__.get("options_from_form"), TraitType)
+
+
+def _image_options_from_form(formdata: dict) -> dict:
+    """The form's ``image`` field -> ``{"image": ...}``; nothing else is taken."""
+    image = formdata.get("image")
+    if isinstance(image, list):
+        image = image[0] if image else None
+    return {"image": image} if image else {}
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -231,6 +246,50 @@ class DockerSpawner(Spawner):
         help="A command run in the container after it starts; a non-zero exit fails the spawn.",
     )
 
+    remove_orphans = Bool(
+        False,
+        config=True,
+        help="""When the hub starts, remove containers this spawner made (by label and
+        name prefix) that no server in the hub's database owns. Logged. Leave off if
+        several hubs share an engine and a prefix.""",
+    )
+
+    _orphan_sweeps: "weakref.WeakSet" = weakref.WeakSet()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.remove_orphans:
+            self._schedule_orphan_sweep()
+
+    def _schedule_orphan_sweep(self) -> None:
+        """Once per engine: the first spawner the hub makes sweeps for all."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        engine = self.docker_engine
+        if engine in DockerSpawner._orphan_sweeps:
+            return
+        DockerSpawner._orphan_sweeps.add(engine)
+        db = getattr(self.user, "db", None)
+        if db is None:
+            return
+        from jupyterhub import orm
+
+        owned = orphans.owned_refs(s.state for s in db.query(orm.Spawner))
+        task = loop.create_task(
+            orphans.remove_orphans(engine, owned, prefix=self.prefix, created_before=time.time())
+        )
+        task.add_done_callback(self._orphan_sweep_done)
+
+    def _orphan_sweep_done(self, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self.log.warning("Removing orphaned containers failed: %s", task.exception())
+        elif task.result():
+            self.log.info("Removed %d orphaned container(s): %s", len(task.result()), " ".join(task.result()))
+
     @default("env_keep")
     def _default_env_keep(self) -> list[str]:
         return []
@@ -364,11 +423,36 @@ class DockerSpawner(Spawner):
             return dict(allowed)
         return {image: image for image in allowed or []}
 
+    def _known_user_options(self) -> set[str] | None:
+        """The user_options keys this hub understands, or None for "any".
+
+        When the admin handles options themselves (their own options_from_form,
+        a callable apply_user_options, or a pre_spawn_hook that may read them),
+        only they know the keys, so none are refused here.
+        """
+        apply = getattr(self, "apply_user_options", None)
+        if callable(apply) or self.pre_spawn_hook is not None:
+            return None
+        if not self._form_is_ours():
+            return None
+        known = {"image"}
+        if isinstance(apply, dict):
+            known.update(apply)
+        return known
+
     def _validate_user_options(self) -> None:
-        """Reject user_options this spawner does not understand (HTTP 400)."""
+        """Refuse user_options this spawner does not understand (HTTP 400), for the
+        form, the REST API and admin-started servers alike."""
         options = self.user_options or {}
         if not isinstance(options, dict):
             raise web.HTTPError(400, "user_options must be a JSON object")
+        known = self._known_user_options()
+        if known is not None:
+            unknown = sorted(set(options) - known)
+            if unknown:
+                raise web.HTTPError(
+                    400, f"unknown user_options {', '.join(map(repr, unknown))}; accepted: {', '.join(sorted(known))}"
+                )
         image = options.get("image")
         if image is not None and not isinstance(image, str):
             raise web.HTTPError(400, f"user_options 'image' must be a string, not {type(image).__name__}")
@@ -415,12 +499,20 @@ class DockerSpawner(Spawner):
             f'<select class="form-control" name="image" id="image" required autofocus>{options}</select>'
         )
 
-    def options_from_form(self, formdata: dict) -> dict:
-        options = {}
-        image = formdata.get("image")
-        if image:
-            options["image"] = image[0] if isinstance(image, list) else image
-        return options
+    if _OPTIONS_FROM_FORM_IS_TRAIT:
+
+        @default("options_from_form")
+        def _default_options_from_form(self) -> Callable:
+            return _image_options_from_form
+
+    else:
+
+        def options_from_form(self, formdata: dict) -> dict:
+            return _image_options_from_form(formdata)
+
+    def _form_is_ours(self) -> bool:
+        handler = self.options_from_form
+        return getattr(handler, "__func__", handler) in (_image_options_from_form, DockerSpawner.__dict__.get("options_from_form"))
 
     async def _ensure_image(self, image: str) -> dict | None:
         """Make the image present according to pull_policy; return its inspect (None if skipped)."""
@@ -504,7 +596,14 @@ class DockerSpawner(Spawner):
         return value
 
     def _format_volume(self, value: str) -> str:
-        return self.format_volume_name(value, self)
+        rendered = self.format_volume_name(value, self)
+        try:
+            return check_confined(value, rendered)
+        except ValueError as e:
+            raise SpawnError(
+                "Your user or server name cannot be used in a storage path on this hub.",
+                f"refusing volume for {self._log_name}: {e}; use {{username}} (escaped) in volume templates",
+            ) from None
 
     def _binds(self) -> dict:
         def fmt(volumes: dict) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -96,6 +97,29 @@ def render_templates(
     if isinstance(value, (list, tuple)):
         return type(value)(render_templates(v, namespace, warn) for v in value)
     return value
+
+
+def check_confined(template: str, rendered: str) -> str:
+    """Return ``rendered`` if it stays where ``template`` points, else raise ValueError.
+
+    A template like ``/srv/users/{raw_username}`` names a directory per user below
+    ``/srv/users``; no user or server name may turn it into ``/srv/users`` itself,
+    ``/etc`` or a path of someone else's (``..``, ``/``). Paths are compared after
+    lexical normalisation; names are not decoded, so ``%2e%2e`` or look-alike
+    characters stay plain file names.
+    """
+    if "{" not in template:
+        return rendered
+    if not template.startswith("/"):
+        if "/" in rendered or rendered in (".", ".."):
+            raise ValueError(f"volume name {rendered!r} (from {template!r}) must not contain '/' or be '.' or '..'")
+        return rendered
+    static = template[: template.index("{")]
+    base = static if static.endswith("/") else posixpath.dirname(static) + "/"
+    normal = posixpath.normpath(rendered)
+    if "\x00" in rendered or not normal.startswith(base) or normal == base.rstrip("/") or ".." in normal.split("/"):
+        raise ValueError(f"path {rendered!r} (from {template!r}) leaves {base!r}")
+    return rendered
 
 
 def volume_binds(

@@ -9,12 +9,36 @@ and adds what tests need: fault injection (``fake.faults``), call recording
 mode. See ``fakedocker/README.md``.
 """
 
-from .engine import ExecScript, FakeDocker
-from .faults import ContainerFault, Faults, Rule
-from .images import BUSYBOX_FILES, Registry
-from .programs import Proc, Program, Programs
-from .recording import Call, CallLog
-from .swarm import Swarm
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine import ExecScript, FakeDocker
+    from .faults import ContainerFault, Faults, Rule
+    from .images import BUSYBOX_FILES, Registry
+    from .programs import Proc, Program, Programs
+    from .recording import Call, CallLog
+    from .swarm import Swarm
+
+# Names are imported on first use, so that importing the package (as pytest
+# does for the plugin) does not import dockerspawner and jupyterhub.
+_EXPORTS = {
+    "BUSYBOX_FILES": ".images",
+    "Call": ".recording",
+    "CallLog": ".recording",
+    "ContainerFault": ".faults",
+    "ExecScript": ".engine",
+    "FakeDocker": ".engine",
+    "Faults": ".faults",
+    "Proc": ".programs",
+    "Program": ".programs",
+    "Programs": ".programs",
+    "Registry": ".images",
+    "Rule": ".faults",
+    "Swarm": ".swarm",
+}
 
 __all__ = [
     "BUSYBOX_FILES",
@@ -31,3 +55,16 @@ __all__ = [
     "Rule",
     "Swarm",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fakedocker' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

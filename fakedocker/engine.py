@@ -13,7 +13,6 @@ import copy
 import itertools
 import os
 import random
-import signal as _signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
@@ -439,8 +438,6 @@ class FakeDocker(ContainerAPI):
         await self._enter("remove_volume", name=name, force=force)
         vol = self.volumes.by_name.get(name)
         if vol is None:
-            if force:
-                return
             raise NotFound(f"get {name}: no such volume")
         users = self._volume_users(name)
         if users:

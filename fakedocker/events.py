@@ -38,26 +38,34 @@ def event_matches(event: dict, filters: dict[str, list[str]]) -> bool:
                 k, eq, v = item.partition("=")
                 if k not in attrs or (eq and attrs[k] != v):
                     return False
-        elif key in ("container", "image", "network", "volume", "service", "node", "config", "secret"):
-            if key == "image" and etype == "container":
-                candidates = {attrs.get("image", "")}
-            elif key == "container" and etype == "network":
-                candidates = {attrs.get("container", "")}
-            elif etype != key and not (key == "container" and etype == "container"):
-                return False
-            else:
-                candidates = {actor.get("ID", ""), attrs.get("name", "")}
-            ok = False
-            for want in values:
-                for have in candidates:
-                    if have and (have == want or have.startswith(want) or have == want.lstrip("/")):
-                        ok = True
-            if not ok:
+        elif key in _OBJECT_KEYS:
+            candidates = _candidates(key, etype, actor, attrs)
+            if not any(_names(have, want) for want in values for have in candidates):
                 return False
         elif key == "scope":
             if event.get("scope", "local") not in values:
                 return False
     return True
+
+
+_OBJECT_KEYS = ("container", "image", "network", "volume", "service", "node", "config", "secret")
+
+
+def _candidates(key: str, etype: str, actor: dict, attrs: dict) -> set[str]:
+    """What an object filter compares with: the actor itself when the event
+    is about that kind of object, else the attribute naming it (a container
+    event's image, a network event's container); nothing otherwise."""
+    if etype == key:
+        return {actor.get("ID", ""), attrs.get("name", "")}
+    if key == "image" and etype == "container":
+        return {attrs.get("image", "")}
+    if key == "container" and etype == "network":
+        return {attrs.get("container", "")}
+    return set()
+
+
+def _names(have: str, want: str) -> bool:
+    return bool(have) and (have == want or have.startswith(want) or have == want.lstrip("/"))
 
 
 class EventBus:

@@ -403,6 +403,9 @@ class ContainerAPI:
                     f"Could not attach to network {net_name}: rpc error: code = NotFound desc = network {net_name} not found",
                 )
             attach.append((net_name, net))
+        user_error = self._check_user(c)
+        if user_error:
+            raise self._fail_start(c, user_error)
         process_port: int | None = None
         if as_process and is_singleuser(argv):
             process_port = singleuser_address(argv, env)[1]
@@ -449,6 +452,22 @@ class ContainerAPI:
             c.task = self._spawn(self._run_main(c, argv, env))
         if fault is not None:
             self._spawn(self._apply_fault(c, fault, c.started_ns))
+
+    @staticmethod
+    def _check_user(c: Container) -> str:
+        """The engine resolves a named user (and group) in the container's
+        /etc/passwd (/etc/group) at start; numeric ids need no entry."""
+        user, _, group = (c.config.get("User") or "").partition(":")
+        for name, path, what in ((user, "/etc/passwd", "user"), (group, "/etc/group", "group")):
+            if not name or name.isdigit():
+                continue
+            names = {
+                line.split(":", 1)[0]
+                for line in (c.fs.read(path) or b"").decode(errors="replace").splitlines()
+            }
+            if name not in names:
+                return f"unable to find {what} {name}: no matching entries in {what if what == 'group' else 'passwd'} file"
+        return ""
 
     def _publish(self, c: Container, process_port: int | None) -> list[PortProxy]:
         hc = c.host_config

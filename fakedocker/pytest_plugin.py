@@ -9,17 +9,25 @@ the package makes the fixtures available everywhere.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .engine import FakeDocker
+if TYPE_CHECKING:
+    from .engine import FakeDocker
+
+# The engine is imported inside the fixture: pytest loads this plugin in every
+# run in the environment, and the engine imports dockerspawner (and with it
+# jupyterhub); a run that never asks for a fake should neither pay for that
+# nor break when that import does.
 
 
 @pytest.fixture
 async def fake_docker_factory() -> AsyncIterator[Callable[..., FakeDocker]]:
     """``fake_docker_factory(**options)`` -> a new ``FakeDocker``; all of them
     are closed after the test."""
+    from .engine import FakeDocker
+
     made: list[FakeDocker] = []
 
     def make(**options: Any) -> FakeDocker:

@@ -8,7 +8,9 @@ from dockerspawner.engine import Conflict
 
 
 async def test_concurrent_creates_of_one_name_make_one_container(fake, run):
-    results = await asyncio.gather(*(run(name="jupyter-alice", start=False) for _ in range(10)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(run(name="jupyter-alice", start=False) for _ in range(10)), return_exceptions=True
+    )
     winners = [r for r in results if isinstance(r, str)]
     assert len(winners) == 1
     assert all(isinstance(r, Conflict) for r in results if r not in winners)
@@ -16,8 +18,12 @@ async def test_concurrent_creates_of_one_name_make_one_container(fake, run):
 
 
 async def test_concurrent_starts_of_one_container_start_it_once(fake, run):
-    cid = await run(["httpd", "-f", "-p", "8888", "-h", "/var/www"], start=False, ports=[8888],
-                    host_config={"port_bindings": {8888: ("127.0.0.1", None)}, "init": True})
+    cid = await run(
+        ["httpd", "-f", "-p", "8888", "-h", "/var/www"],
+        start=False,
+        ports=[8888],
+        host_config={"port_bindings": {8888: ("127.0.0.1", None)}, "init": True},
+    )
     await asyncio.gather(*(fake.start_container(cid) for _ in range(10)))
     starts = [ev for ev in fake.bus.history if ev["Type"] == "container" and ev["Action"] == "start"]
     assert len(starts) == 1
@@ -26,8 +32,12 @@ async def test_concurrent_starts_of_one_container_start_it_once(fake, run):
 
 async def test_fifty_spawns_in_parallel(fake, run):
     async def spawn(i: int) -> str:
-        cid = await run(["jupyterhub-singleuser"], name=f"jupyter-u{i}", ports=[8888],
-                        host_config={"port_bindings": {8888: ("127.0.0.1", None)}, "init": True})
+        cid = await run(
+            ["jupyterhub-singleuser"],
+            name=f"jupyter-u{i}",
+            ports=[8888],
+            host_config={"port_bindings": {8888: ("127.0.0.1", None)}, "init": True},
+        )
         await fake.inspect_container(cid)
         return cid
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from dockerspawner.engine.protocol import DockerEngine
 from fakedocker import FakeDocker
@@ -58,3 +62,21 @@ def test_core_imports_no_spawner_module_and_no_docker_client():
                 if name.startswith("dockerspawner") and name not in ALLOWED_FROM_DOCKERSPAWNER:
                     offenders.append((path.name, name))
     assert offenders == []
+
+
+def test_loading_the_plugin_imports_neither_the_engine_nor_dockerspawner():
+    code = (
+        "import sys, fakedocker, fakedocker.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dockerspawner', 'jupyterhub', 'docker')"
+        " or m == 'fakedocker.engine'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_exported_name_resolves():
+    import fakedocker
+
+    assert all(getattr(fakedocker, name) is not None for name in fakedocker.__all__)
+    with pytest.raises(AttributeError):
+        fakedocker.NoSuchThing  # noqa: B018

@@ -349,3 +349,15 @@ async def test_networks_allocate_distinct_addresses(fake, run):
         await fake.create_network("fk-net")
     with pytest.raises(EngineError, match="bridge is a pre-defined network and cannot be removed"):
         await fake.remove_network("bridge")
+
+
+async def test_unknown_user_fails_the_start_like_the_engine(fake, run):
+    cid = await run(start=False, user="nosuchuser")
+    with pytest.raises(EngineError) as info:
+        await fake.start_container(cid)
+    assert info.value.status == 500
+    assert info.value.explanation == "unable to find user nosuchuser: no matching entries in passwd file"
+    state = (await fake.inspect_container(cid))["State"]
+    assert (state["Status"], state["ExitCode"], state["Error"]) == ("created", 128, info.value.explanation)
+    ok = await run(name="named-user", user="jovyan")
+    assert (await fake.exec_run(ok, ["id", "-u"])).stdout == b"1000\n"

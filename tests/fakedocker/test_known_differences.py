@@ -4,6 +4,7 @@ of behaviour is a decision, not an accident."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -59,3 +60,51 @@ def _non_loopback_address() -> str | None:
     except OSError:
         return None
     return None if addr.startswith("127.") else addr
+
+
+async def test_5_swarm_ingress_ports_are_published_like_host_mode(fake):
+    spec = {
+        "Name": "kd-svc",
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": "local/busybox:test",
+                "Command": ["httpd", "-f", "-p", "8888", "-h", "/var/www"],
+                "Init": True,
+            }
+        },
+        "EndpointSpec": {"Ports": [{"Protocol": "tcp", "TargetPort": 8888}]},
+    }
+    sid = await fake.create_service(spec)
+    deadline = time.monotonic() + 5
+    task = None
+    while time.monotonic() < deadline:
+        (task,) = await fake.list_tasks(filters={"service": sid})
+        if task["Status"]["State"] == "running":
+            break
+        await asyncio.sleep(0.01)
+    assert task is not None and task["Status"]["State"] == "running"
+    (port,) = task["Status"]["PortStatus"]["Ports"]
+    assert port["PublishMode"] == "host" and port["TargetPort"] == 8888
+    assert (await http_get(f"http://127.0.0.1:{port['PublishedPort']}/"))[0] == 200
+    assert (await fake.inspect_service(sid))["Endpoint"]["Ports"][0]["PublishMode"] == "ingress"
+
+
+async def test_6_image_ids_are_synthetic_but_stable(fake_docker_factory):
+    a, b = fake_docker_factory(), fake_docker_factory()
+    config = {"Cmd": ["sleep", "1"]}
+    assert a.add_image("x:1", config=config, layers=[10]) == b.add_image("y:2", config=config, layers=[10])
+    assert a.add_image("x:2", config=config, layers=[11]) != b.add_image("y:2", config=config, layers=[10])
+
+
+async def test_7_host_network_containers_publish_nothing(fake, run):
+    cid = await run(
+        ["httpd", "-f", "-p", "8888", "-h", "/var/www"],
+        ports=[8888],
+        host_config={"network_mode": "host", "init": True},
+    )
+    info = await fake.inspect_container(cid)
+    assert info["NetworkSettings"]["Ports"] == {}
+    assert await fake.port(cid, 8888) == []
+    assert list(info["NetworkSettings"]["Networks"]) == ["host"]
+    answer = await http_get("http://127.0.0.1:8888/")
+    assert isinstance(answer, OSError) or answer[2] != b"rig busybox ok\n"
