@@ -55,6 +55,8 @@ async def hub_factory(tmp_path, monkeypatch):
         cfg.JupyterHub.spawner_class = DockerSpawner
         cfg.JupyterHub.cleanup_servers = False
         cfg.JupyterHub.allow_named_servers = True
+        # JupyterHub kills the proxy named in an existing pid file: keep ours private
+        cfg.ConfigurableHTTPProxy.pid_file = str(tmp_path / f"proxy-{len(apps)}.pid")
         cfg.DockerSpawner.engine = engine
         cfg.DockerSpawner.start_timeout = 30
         cfg.DockerSpawner.http_timeout = 30
