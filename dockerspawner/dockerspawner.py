@@ -792,6 +792,7 @@ class DockerSpawner(Spawner):
         except NotFound as e:
             # Docker checks the network at start, not at create
             raise self._create_not_found(spec, e) from None
+        await self._check_running()
         if self.post_start_cmd:
             self._enter("post_start", "Running post-start command")
             await self._post_start()
@@ -890,6 +891,7 @@ class DockerSpawner(Spawner):
             return net.get("IPAddress") or info["NetworkSettings"].get("IPAddress"), self.port
         bindings = await self.docker_engine.port(self.object_id, self.port)
         if not bindings:
+            await self._check_running()
             raise SpawnError(
                 "Your server's port was not published.",
                 f"container {self.object_name} has no host binding for port {self.port}",
@@ -964,6 +966,11 @@ class DockerSpawner(Spawner):
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+    async def _check_running(self) -> None:
+        info = await self.docker_engine.inspect_container(self.object_id)
+        if not (info.get("State") or {}).get("Running"):
+            await self._raise_exited(info)
 
     async def _raise_exited(self, info: dict) -> None:
         state = info.get("State") or {}

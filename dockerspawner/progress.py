@@ -7,11 +7,10 @@ Both are plain objects, testable without an engine.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from .engine.protocol import PullEvent
+from .engine.replay import Replay
 
 #: Where each phase sits on the hub's 0-100 bar (the hub itself shows 0 and 100).
 PHASES = {
@@ -63,38 +62,21 @@ class PullProgress:
         return 0
 
 
-class ProgressLog:
+class ProgressLog(Replay[dict]):
     """The events of one spawn; ``follow()`` replays them and then waits for more
-    until ``close()``, so a browser that connects late still sees the story."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-        self._changed = asyncio.Event()
-        self.closed = False
+    until ``close()``."""
 
     def emit(self, progress: int, message: str) -> None:
-        if self.events and self.events[-1] == {"progress": progress, "message": message}:
-            return
-        self.events.append({"progress": progress, "message": message})
-        self._wake()
+        event = {"progress": progress, "message": message}
+        if not self.items or self.items[-1] != event:
+            self.add(event)
 
     def close(self) -> None:
-        self.closed = True
-        self._wake()
+        self.finish()
 
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def follow(self) -> AsyncIterator[dict]:
-        sent = 0
-        while True:
-            while sent < len(self.events):
-                yield self.events[sent]
-                sent += 1
-            if self.closed:
-                return
-            await self._changed.wait()
+    @property
+    def closed(self) -> bool:
+        return self.done
 
 
 def pull_message(image: str, percent: int) -> tuple[int, str]:

@@ -175,19 +175,8 @@ def env_dict(env: Iterable[str] | None) -> dict[str, str]:
 
 # -- errors ----------------------------------------------------------------------------
 
-_NOT_FOUND_500 = ("rpc error: code = notfound", "network not found", "no such container")
-_CONFLICT_500 = ("container state improper", "is already in use by", "already exists", "already used")
-
-
 def error_500(message: str) -> Exception:
-    """A 500 the engine answers, as the real backend surfaces it: swarm-mode
-    Docker answers 500 for some "not found" and "conflict" cases, and the
-    backend tells them apart by message, so the fake raises the same type."""
-    from dockerspawner.engine.protocol import Conflict, EngineError, NotFound
+    """A 500 the engine answers, typed as the real backend types it."""
+    from dockerspawner.engine.protocol import classify_500
 
-    lowered = message.lower()
-    if any(f in lowered for f in _NOT_FOUND_500):
-        return NotFound(message, 500)
-    if any(f in lowered for f in _CONFLICT_500):
-        return Conflict(message, 500)
-    return EngineError(message, 500)
+    return classify_500(message)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dockerspawner.engine.protocol import Conflict, NotFound, PullEvent
+from dockerspawner.engine.replay import Replay
 
 from ._util import normalize_ref, now_ns, repo_path, rfc3339_nano, split_ref
 
@@ -340,41 +341,12 @@ def _human_bytes(n: float) -> str:
     return f"{n}B"
 
 
-class PullJob:
-    """One pull that several callers may follow: events are kept so a late
-    follower replays them, then waits for more."""
+class PullJob(Replay[PullEvent]):
+    """One pull that several callers may follow, late ones included."""
 
     def __init__(self) -> None:
-        self.events: list[PullEvent] = []
-        self.error: BaseException | None = None
-        self.done = False
-        self._changed = asyncio.Event()
+        super().__init__()
         self.task: asyncio.Task | None = None
-
-    def add(self, event: PullEvent) -> None:
-        self.events.append(event)
-        self._wake()
-
-    def finish(self, error: BaseException | None) -> None:
-        self.error = error
-        self.done = True
-        self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def follow(self) -> AsyncIterator[PullEvent]:
-        seen = 0
-        while True:
-            while seen < len(self.events):
-                seen += 1
-                yield self.events[seen - 1]
-            if self.done:
-                if self.error is not None:
-                    raise self.error
-                return
-            await self._changed.wait()
 
 
 async def run_pull(

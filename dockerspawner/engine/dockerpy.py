@@ -24,6 +24,7 @@ from docker import errors as docker_errors
 from docker.utils import parse_repository_tag
 
 from . import wire
+from .replay import Replay
 from .protocol import (
     Conflict,
     ContainerSpec,
@@ -33,6 +34,7 @@ from .protocol import (
     InvalidSpec,
     NotFound,
     PullEvent,
+    classify_500,
 )
 
 __all__ = ["DockerPyEngine", "map_error"]
@@ -73,7 +75,7 @@ def map_error(exc: BaseException, base_url: str = _DEFAULT_BASE_URL) -> EngineEr
         if status == 404:
             return NotFound(_explain(exc))
         if status == 500:
-            return _classify_500(_explain(exc))
+            return classify_500(_explain(exc))
         return EngineError(_explain(exc), status)
     if isinstance(exc, (requests.exceptions.Timeout, socket.timeout, TimeoutError)) or (
         isinstance(exc, requests.exceptions.ConnectionError) and "timed out" in str(exc)
@@ -91,27 +93,6 @@ def map_error(exc: BaseException, base_url: str = _DEFAULT_BASE_URL) -> EngineEr
     if isinstance(exc, (TypeError, ValueError)):
         return InvalidSpec(str(exc))
     return EngineError(f"{type(exc).__name__}: {exc}")
-
-
-# Swarm-mode Docker and Podman answer 500 where plain Docker answers 404/409;
-# their messages (lowercased) say which it is, and a spawner must be able to
-# tell "name taken" or "not running" from a broken engine.
-_NOT_FOUND_500 = ("rpc error: code = notfound", "network not found", "no such container")
-_CONFLICT_500 = (
-    "container state improper",
-    "is already in use by",
-    "already exists",
-    "already used",
-)
-
-
-def _classify_500(message: str) -> EngineError:
-    lowered = message.lower()
-    if any(f in lowered for f in _NOT_FOUND_500):
-        return NotFound(message, 500)
-    if any(f in lowered for f in _CONFLICT_500):
-        return Conflict(message, 500)
-    return EngineError(message, 500)
 
 
 def _explain(exc: docker_errors.APIError) -> str:
@@ -172,46 +153,13 @@ def _post_to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args
         pass
 
 
-class _PullJob:
-    """One engine pull that any number of callers subscribe to.
-
-    Events are kept so that a caller joining late still sees the whole
-    sequence; the job lives on the loop that started it.
-    """
+class _PullJob(Replay[PullEvent]):
+    """One engine pull that any number of callers follow; it lives on the loop
+    that started it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self.loop = loop
-        self.events: list[PullEvent] = []
-        self.error: EngineError | None = None
-        self.done = False
-        self._changed = asyncio.Event()
-
-    def add(self, event: PullEvent) -> None:
-        self.events.append(event)
-        self._wake()
-
-    def finish(self, error: EngineError | None) -> None:
-        self.error = error
-        self.done = True
-        self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def follow(self) -> AsyncIterator[PullEvent]:
-        seen = 0
-        while True:
-            while seen < len(self.events):
-                seen += 1
-                yield self.events[seen - 1]
-            if self.done:
-                if self.error is not None:
-                    # A fresh exception per subscriber: one shared instance
-                    # would pile up every subscriber's traceback.
-                    raise type(self.error)(self.error.explanation, self.error.status)
-                return
-            await self._changed.wait()
 
 
 class DockerPyEngine:

@@ -26,6 +26,7 @@ __all__ = [
     "Conflict",
     "EngineUnavailable",
     "InvalidSpec",
+    "classify_500",
     "PullEvent",
     "ExecResult",
     "ContainerSpec",
@@ -81,6 +82,23 @@ class InvalidSpec(EngineError):
 
     def __init__(self, explanation: str, status: int | None = 400):
         super().__init__(explanation, status)
+
+
+# Swarm-mode Docker and Podman answer 500 where plain Docker answers 404/409;
+# their messages (lowercased) say which it is, and a spawner must be able to
+# tell "name taken" or "not running" from a broken engine.
+_NOT_FOUND_500 = ("rpc error: code = notfound", "network not found", "no such container")
+_CONFLICT_500 = ("container state improper", "is already in use by", "already exists", "already used")
+
+
+def classify_500(message: str) -> EngineError:
+    """The protocol error an engine's 500 answer stands for, judged by its message."""
+    lowered = message.lower()
+    if any(f in lowered for f in _NOT_FOUND_500):
+        return NotFound(message, 500)
+    if any(f in lowered for f in _CONFLICT_500):
+        return Conflict(message, 500)
+    return EngineError(message, 500)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ Paths can be overridden with ``DOCKERSPAWNER_TEST_CHROMIUM`` and
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import signal
 import time
@@ -24,10 +25,8 @@ import pytest
 # the hub fixture lives next to the hub tests (tests/hub/conftest.py); with
 # pytest's default import mode ``tests/`` is on sys.path, so it is ``hub.conftest``
 try:
-    from hub.conftest import hub_factory  # noqa: F401
+    from hub.conftest import hub_factory as hub_factory
 except ImportError:  # other import modes: load it by path
-    import importlib.util
-
     _spec = importlib.util.spec_from_file_location(
         "dockerspawner_tests_hub_conftest", Path(__file__).resolve().parents[1] / "hub" / "conftest.py"
     )
@@ -53,6 +52,14 @@ CHROMIUM_FLAGS = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _own_cwd(tmp_path, monkeypatch):
+    """JupyterHub writes its proxy's pid file (and may write a cookie secret) in
+    the working directory, and a hub that finds a pid file there kills that
+    proxy: hubs of other test runs in the same checkout would kill ours."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI is set, so the browser test must run (bash .ci/setup installs it)", pytrace=False)
@@ -60,9 +67,7 @@ def _unavailable(reason: str) -> None:
 
 
 def _check_browser() -> None:
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         _unavailable("selenium is not installed (pip install -e '.[test]')")
     for path, pkg in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not os.access(path, os.X_OK):
@@ -153,7 +158,7 @@ async def browser(tmp_path) -> AsyncIterator:
     log = tmp_path / "chromedriver.log"
     try:
         driver = await asyncio.wait_for(asyncio.to_thread(_start_driver, profile, log), 60)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure to start means no browser
         _unavailable(f"chromium via {CHROMEDRIVER} did not start: {e!r} (log: {log})")
     started = descendants(driver.service.process.pid)
     try:

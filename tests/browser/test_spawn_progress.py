@@ -9,6 +9,7 @@ first be pulled (slowly) from the fake's registry.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -45,7 +46,7 @@ def pull_percentages(messages) -> list[int]:
 
 
 def assert_non_decreasing(values, what: str) -> None:
-    drops = []
+    drops = [(a, b) for a, b in itertools.pairwise(values) if b < a]
     assert not drops, f"{what} went backwards {drops}: {values}"
 
 
@@ -149,7 +150,7 @@ def drive_spawn(driver, app, name: str, shots) -> dict:
     }
 
 
-async def test_spawn_pending_page_shows_pull_progress(hub_factory, slow_pull_engine, browser, tmp_path):
+async def test_spawn_pending_page_shows_pull_progress(browser, hub_factory, slow_pull_engine, tmp_path):
     app = await progress_hub(hub_factory, slow_pull_engine)
     add_user(app.db, app, name="ada")
 

@@ -14,7 +14,11 @@ from dockerspawner.engine.protocol import DockerEngine
 from fakedocker import FakeDocker
 
 PACKAGE = Path(__file__).resolve().parents[2] / "fakedocker"
-ALLOWED_FROM_DOCKERSPAWNER = {"dockerspawner.engine.protocol", "dockerspawner.engine.wire"}
+ALLOWED_FROM_DOCKERSPAWNER = {
+    "dockerspawner.engine.protocol",
+    "dockerspawner.engine.wire",
+    "dockerspawner.engine.replay",
+}
 
 
 async def test_fake_docker_fixture_is_fresh_and_empty(fake_docker):

@@ -1,0 +1,241 @@
+"""Shared pieces of the benchmarks: spawners outside a hub, the "one global
+engine thread" wrapper, labels, cleanup, and small statistics helpers.
+
+Everything a benchmark makes on the engine is named ``bench-...`` and carries
+``org.jupyterhub.test=bench`` plus a per-run label, so that cleanup removes
+exactly this run's objects (``cleanup_sync``), also after an error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import os
+import platform
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import docker
+
+IMAGE = "local/busybox:test"
+#: busybox httpd answers the spawner's readiness check (any HTTP status counts) at once.
+HTTPD_CMD = ["httpd", "-f", "-p", "8888", "-h", "/var/www"]
+PORT = 8888
+
+BENCH_LABEL = "org.jupyterhub.test"
+BENCH_VALUE = "bench"
+RUN_LABEL = "org.jupyterhub.test.bench-run"
+
+log = logging.getLogger("benchmarks")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+def labels(run_id: str) -> dict[str, str]:
+    """The labels of everything one benchmark run creates."""
+    return {BENCH_LABEL: BENCH_VALUE, RUN_LABEL: run_id}
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or not b:
+        return None
+    return a / b
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def machine_info(api: docker.APIClient) -> dict[str, Any]:
+    version = api.version()
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "engine_version": version.get("Version"),
+        "engine_api": version.get("ApiVersion"),
+        "date": now_iso(),
+    }
+
+
+def docker_api(pool: int = 16, timeout: float = 120) -> docker.APIClient:
+    """A docker-py client on ``DOCKER_HOST`` (or the default socket)."""
+    kwargs: dict[str, Any] = {"version": "auto", "timeout": timeout}
+    kwargs.update(docker.utils.kwargs_from_env())
+    kwargs["max_pool_size"] = pool
+    return docker.APIClient(**kwargs)
+
+
+# -- the established spawner's model ---------------------------------------------------
+class SerializedEngine:
+    """Every protocol call of every user through ONE lane.
+
+    The established dockerspawner runs each engine call in a single-thread
+    executor shared by all spawners, and a pull is one (blocking) call there.
+    This wrapper reproduces that on top of any protocol engine: an
+    ``asyncio.Lock`` is held for the whole of every call, and for a whole pull
+    iteration. ``events`` is passed through unlocked (a stream that never ends
+    would block the lane forever; the spawner does not use it).
+    """
+
+    _UNLOCKED = frozenset({"close", "events"})
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._lock: asyncio.Lock | None = None
+        self.calls = 0
+        self.wait_s = 0.0  # total time callers queued for the lane
+
+    def __deepcopy__(self, memo: dict) -> SerializedEngine:
+        # Without this, copy.deepcopy would find the inner engine's __deepcopy__
+        # through __getattr__ and silently unwrap the lane.
+        return self
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name in self._UNLOCKED or name.startswith("_") or not asyncio.iscoroutinefunction(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            async with self.lock:
+                self.wait_s += time.perf_counter() - t0
+                self.calls += 1
+                return await attr(*args, **kwargs)
+
+        call.__name__ = name
+        return call
+
+    async def pull_image(self, ref: str) -> AsyncIterator[Any]:
+        t0 = time.perf_counter()
+        async with self.lock:
+            self.wait_s += time.perf_counter() - t0
+            self.calls += 1
+            async for event in self._inner.pull_image(ref):
+                yield event
+
+
+# -- spawners outside a hub --------------------------------------------------------------
+class Users:
+    """DockerSpawners with real JupyterHub ``User`` objects on an in-memory
+    database and no hub process (the approach of fakedocker's ``make_spawner``
+    fixture): enough to call ``start`` and ``stop``."""
+
+    def __init__(self) -> None:
+        from jupyterhub import orm
+
+        self._orm = orm
+        self.db = orm.new_session_factory("sqlite:///:memory:")()
+        self._users: dict[str, Any] = {}
+
+    def spawner(self, username: str, servername: str = "", **traits: Any) -> Any:
+        from jupyterhub.objects import Hub
+        from jupyterhub.user import User
+
+        from dockerspawner import DockerSpawner
+
+        orm = self._orm
+        if username not in self._users:
+            orm_user = orm.User(name=username)
+            self.db.add(orm_user)
+            self.db.commit()
+            self._users[username] = User(orm_user, {"hub": Hub(), "db": self.db})
+        user = self._users[username]
+        if servername not in user.orm_spawners:
+            self.db.add(orm.Spawner(user=user.orm_user, name=servername))
+            self.db.commit()
+        return user._new_spawner(servername, spawner_class=DockerSpawner, **traits)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def spawner_traits(run_id: str, prefix: str, **overrides: Any) -> dict[str, Any]:
+    """The traits every benchmark spawner gets (the brief's configuration)."""
+    traits: dict[str, Any] = {
+        "image": IMAGE,
+        "cmd": list(HTTPD_CMD),
+        "port": PORT,
+        "remove": True,
+        "prefix": prefix,
+        "extra_create_kwargs": {"labels": labels(run_id)},
+        "start_timeout": 300,
+        "http_timeout": 60,
+    }
+    traits.update(overrides)
+    return traits
+
+
+def quiet_logs(verbose: bool) -> None:
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for name in ("traitlets", "JupyterHub", "dockerspawner", "tornado", "urllib3", "docker"):
+        logging.getLogger(name).setLevel(level if verbose else logging.ERROR)
+
+
+# -- cleanup ------------------------------------------------------------------------------
+def count_run_containers(api: docker.APIClient, run_id: str) -> int:
+    return len(api.containers(all=True, filters={"label": [f"{RUN_LABEL}={run_id}"]}))
+
+
+def cleanup_sync(run_id: str, *, images: list[str] = (), attempts: int = 20) -> list[str]:
+    """Remove this run's containers (by run label and ``bench-`` name) and the
+    given ``bench`` images. Synchronous, with its own client, so it works after
+    the event loop is gone (error, Ctrl-C). Returns what could not be removed."""
+    try:
+        api = docker_api(pool=4, timeout=60)
+    except Exception as e:  # noqa: BLE001 - nothing to clean without an engine
+        log.warning("cleanup: no engine: %s", e)
+        return []
+    left: list[str] = []
+    try:
+        for _ in range(attempts):
+            left = []
+            for c in api.containers(all=True, filters={"label": [f"{RUN_LABEL}={run_id}"]}):
+                names = [n.lstrip("/") for n in c.get("Names") or []]
+                if not any(n.startswith("bench-") for n in names):
+                    continue  # never touch anything that is not ours
+                try:
+                    api.remove_container(c["Id"], force=True, v=True)
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError:
+                    left.append(names[0] if names else c["Id"][:12])
+            if not left:
+                break
+            time.sleep(0.25)
+        for ref in images:
+            try:
+                info = api.inspect_image(ref)
+            except docker.errors.NotFound:
+                continue
+            if ((info.get("Config") or {}).get("Labels") or {}).get(BENCH_LABEL) != BENCH_VALUE:
+                continue
+            try:
+                api.remove_image(ref, force=True)
+            except docker.errors.APIError as e:
+                left.append(f"{ref} ({e})")
+    finally:
+        api.close()
+    if left:
+        log.warning("cleanup left: %s", left)
+    return left
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
