@@ -184,7 +184,7 @@ def spawner_traits(run_id: str, prefix: str, **overrides: Any) -> dict[str, Any]
 def quiet_logs(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for name in ("traitlets", "JupyterHub", "dockerspawner", "tornado", "urllib3", "docker"):
+    for name in ("traitlets", "JupyterHub", "dockerspawner", "tornado", "urllib3", "docker", "alembic"):
         logging.getLogger(name).setLevel(level if verbose else logging.ERROR)
 
 

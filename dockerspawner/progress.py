@@ -23,23 +23,27 @@ PHASES = {
 }
 _PULL_SPAN = PHASES["create"] - PHASES["pull"]
 _DONE_STATUSES = {"Pull complete", "Already exists", "Download complete"}
+#: Statuses that concern one layer ("Pulling from <repo>" carries the tag as its id).
+_LAYER_STATUSES = _DONE_STATUSES | {"Pulling fs layer", "Waiting", "Downloading", "Verifying Checksum", "Extracting"}
 
 
 @dataclass
 class PullProgress:
     """Bytes downloaded over bytes to download, across all layers of one pull.
 
-    Engines announce a layer's size only once it starts downloading, so early
-    percentages are over the layers seen so far; a layer that finishes without
-    byte counts (cached, or a small one) counts as complete.
+    Engines announce a layer's size only when its download starts (Docker runs
+    three at a time), so a layer not started yet counts at the average size of
+    the known ones, and the result never goes back: a bar that jumps backwards
+    when a big layer starts reads as a failure.
     """
 
     layers: dict[str, tuple[int, int]] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
+    _high: int = 0
 
     def update(self, event: PullEvent) -> None:
         layer = event.layer
-        if not layer:
+        if not layer or event.status not in _LAYER_STATUSES:
             return
         if event.status in _DONE_STATUSES:
             self.finished.add(layer)
@@ -50,16 +54,21 @@ class PullProgress:
 
     @property
     def percent(self) -> int:
-        total = done = 0
-        for layer, (current, size) in self.layers.items():
-            if size:
+        sizes = [size for _, size in self.layers.values() if size]
+        if sizes:
+            guess = sum(sizes) / len(sizes)
+            total = done = 0.0
+            for layer, (current, size) in self.layers.items():
+                size = size or guess
                 total += size
                 done += size if layer in self.finished else current
-        if total:
-            return int(100 * done / total)
-        if self.layers and self.finished >= set(self.layers):
-            return 100
-        return 0
+            raw = int(100 * done / total)
+        elif self.layers and self.finished >= set(self.layers):
+            raw = 100
+        else:
+            raw = 0
+        self._high = max(self._high, min(raw, 100))
+        return self._high
 
 
 class ProgressLog(Replay[dict]):

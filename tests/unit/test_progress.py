@@ -16,10 +16,12 @@ def test_percent_over_layers_with_sizes():
     p.update(PullEvent("Pulling fs layer", layer="b"))
     assert p.percent == 0
     p.update(PullEvent("Downloading", layer="a", current=50, total=100))
-    assert p.percent == 50  # b's size is not known yet
+    assert p.percent == 25  # b's size is not known yet: guessed as the average
     p.update(PullEvent("Downloading", layer="b", current=0, total=300))
-    assert p.percent == 12
+    assert p.percent == 25  # really 12%, but the bar never goes back
     p.update(PullEvent("Download complete", layer="a"))
+    p.update(PullEvent("Downloading", layer="b", current=200, total=300))
+    assert p.percent == 75
     p.update(PullEvent("Downloading", layer="b", current=300, total=300))
     assert p.percent == 100
 
@@ -35,7 +37,8 @@ def test_layers_without_sizes_count_when_finished():
 
 def test_events_without_layer_are_ignored():
     p = PullProgress()
-    p.update(PullEvent("Pulling from library/x"))
+    p.update(PullEvent("Pulling from library/x", layer="latest"))
+    p.update(PullEvent("Digest: sha256:abc"))
     p.update(PullEvent("complete", image_id="sha256:x"))
     assert p.percent == 0 and not p.layers
 
@@ -59,6 +62,16 @@ def test_percent_is_bounded_and_never_goes_back_while_bytes_grow(sizes, steps):
         assert p.percent >= last
         last = p.percent
     assert p.percent == int(100 * sum(current.values()) / sum(sizes.values()))
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdef"), st.sampled_from(["Pulling fs layer", "Downloading", "Download complete", "Pull complete"]), st.integers(0, 5000), st.integers(1, 5000)), max_size=60))
+def test_percent_never_goes_back_whatever_the_engine_announces(events):
+    p = PullProgress()
+    last = 0
+    for layer, status, current, total in events:
+        p.update(PullEvent(status, layer=layer, current=current, total=total))
+        assert last <= p.percent <= 100
+        last = p.percent
 
 
 def test_pull_message_maps_into_pull_phase():
