@@ -15,6 +15,8 @@ import os
 import platform
 import statistics
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -140,7 +142,15 @@ class Users:
         from jupyterhub import orm
 
         self._orm = orm
-        self.db = orm.new_session_factory("sqlite:///:memory:")()
+        # JupyterHub's database setup logs alembic migrations at INFO
+        quiet = not logging.getLogger("benchmarks").isEnabledFor(logging.INFO)
+        if quiet:
+            logging.disable(logging.INFO)
+        try:
+            self.db = orm.new_session_factory("sqlite:///:memory:")()
+        finally:
+            if quiet:
+                logging.disable(logging.NOTSET)
         self._users: dict[str, Any] = {}
 
     def spawner(self, username: str, servername: str = "", **traits: Any) -> Any:
@@ -184,8 +194,48 @@ def spawner_traits(run_id: str, prefix: str, **overrides: Any) -> dict[str, Any]
 def quiet_logs(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log.setLevel(level)
     for name in ("traitlets", "JupyterHub", "dockerspawner", "tornado", "urllib3", "docker", "alembic"):
         logging.getLogger(name).setLevel(level if verbose else logging.ERROR)
+
+
+# -- raw docker-py: the engine's own limit -----------------------------------------------
+def wait_http(port: str | int, timeout: float = 60) -> None:
+    """Poll like DockerSpawner._wait_for_server: any HTTP answer counts."""
+    url = f"http://127.0.0.1:{port}/api"
+    delay = 0.05
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer in {timeout}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def raw_spawn(api: docker.APIClient, name: str, run_id: str, *, http: bool = False) -> str:
+    """What a spawner asks of the engine, with nothing around it: create+start
+    of the benchmark image and command with the port published on 127.0.0.1
+    (and, with ``http``, wait until it answers). Blocking; returns the id."""
+    hc = api.create_host_config(port_bindings={PORT: ("127.0.0.1",)}, network_mode="bridge")
+    cid = api.create_container(
+        IMAGE, list(HTTPD_CMD), name=name, ports=[PORT], labels=labels(run_id), host_config=hc
+    )["Id"]
+    api.start(cid)
+    if http:
+        wait_http(api.port(cid, PORT)[0]["HostPort"])
+    return cid
+
+
+def raw_stop(api: docker.APIClient, cid: str) -> None:
+    api.stop(cid, timeout=0)
+    api.remove_container(cid)
 
 
 # -- cleanup ------------------------------------------------------------------------------

@@ -28,8 +28,6 @@ import asyncio
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,47 +35,20 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import _harness as h  # noqa: E402
+from benchmarks import _harness as h
 
 VARIANTS = ("raw", "raw_http", "ours", "serialized")
 
 
 # -- raw docker-py ------------------------------------------------------------------------
-def _wait_http(port: str, timeout: float = 60) -> None:
-    """Poll like DockerSpawner._wait_for_server: any HTTP answer counts."""
-    url = f"http://127.0.0.1:{port}/api"
-    delay = 0.05
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer in {timeout}s")
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
-
-
 def _raw_batch(api, names: list[str], run_id: str, http: bool) -> tuple[float, float, int, int]:
     """Create+start ``names`` in parallel threads, then stop+remove them.
     Returns (start wall s, stop wall s, start failures, stop failures)."""
     def spawn(name: str) -> str:
-        hc = api.create_host_config(port_bindings={h.PORT: ("127.0.0.1",)}, network_mode="bridge")
-        cid = api.create_container(
-            h.IMAGE, list(h.HTTPD_CMD), name=name, ports=[h.PORT], labels=h.labels(run_id), host_config=hc
-        )["Id"]
-        api.start(cid)
-        if http:
-            _wait_http(api.port(cid, h.PORT)[0]["HostPort"])
-        return cid
+        return h.raw_spawn(api, name, run_id, http=http)
 
     def stop(cid: str) -> None:
-        api.stop(cid, timeout=0)
-        api.remove_container(cid)
+        h.raw_stop(api, cid)
 
     with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="raw") as pool:
         t0 = time.perf_counter()
@@ -202,8 +173,10 @@ async def _run(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
-        f"spawn_throughput: {result['users']} users, median of {result['repeats']} "
-        f"({m['date']}, {m['cpus']} cpus, engine {m['engine_version']} API {m['engine_api']})",
+        (
+            f"spawn_throughput: {result['users']} users, median of {result['repeats']} "
+            f"({m['date']}, {m['cpus']} cpus, engine {m['engine_version']} API {m['engine_api']})"
+        ),
         f"{'variant':<11}{'start s':>9}{'spawns/s':>10}{'stop s':>9}{'stops/s':>9}  failures  all start s",
     ]
     for v, d in result["variants"].items():

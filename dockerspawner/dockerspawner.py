@@ -11,6 +11,7 @@ import asyncio
 import html
 import inspect
 import io
+import math
 import os
 import sys
 import tarfile
@@ -278,7 +279,8 @@ class DockerSpawner(Spawner):
 
         owned = orphans.owned_refs(s.state for s in db.query(orm.Spawner))
         task = loop.create_task(
-            orphans.remove_orphans(engine, owned, prefix=self.prefix, created_before=time.time())
+            # Created is in whole seconds: spare everything from this second on
+            orphans.remove_orphans(engine, owned, prefix=self.prefix, created_before=math.floor(time.time()))
         )
         task.add_done_callback(self._orphan_sweep_done)
 
@@ -751,6 +753,10 @@ class DockerSpawner(Spawner):
             try:
                 if ref.startswith("volume:"):
                     await self.docker_engine.remove_volume(ref[len("volume:"):], force=True)
+                elif ref.startswith("name:"):
+                    info = await self._inspect(ref[len("name:"):])
+                    if info is not None and naming.labels_owner(info["Config"].get("Labels") or {}) == self._owner:
+                        await self._remove_container(info["Id"], wait=False)
                 else:
                     await self._remove_container(ref, wait=False)
             except Exception as e:  # noqa: BLE001 - cleanup must go on
@@ -770,7 +776,7 @@ class DockerSpawner(Spawner):
         plan = await self._plan(name, image, image_info)
         spec = container_spec(plan)
         if existing is not None:
-            reason = self._reuse_blocker(existing, spec)
+            reason = self._reuse_blocker(existing, spec, image_info)
             if reason is None:
                 self.log.info("Reusing container %s for %s", existing["Name"].lstrip("/"), self._log_name)
                 self._adopt_token(existing)
@@ -784,8 +790,7 @@ class DockerSpawner(Spawner):
                 existing = None
         if existing is None:
             self._enter("create", f"Creating container {name}")
-            self.object_id = await self._create(spec)
-            created.append(self.object_id)
+            self.object_id = await self._create(spec, created)
         self._enter("start", "Starting container")
         try:
             await engine.start_container(self.object_id)
@@ -801,9 +806,12 @@ class DockerSpawner(Spawner):
         await self._wait_for_server(ip, port)
         return ip, port
 
-    def _reuse_blocker(self, existing: dict, spec: dict) -> str | None:
+    def _reuse_blocker(self, existing: dict, spec: dict, image_info: dict | None) -> str | None:
+        """Why a stopped container must not be started again (None: it may be)."""
         if self.remove:
             return "remove is set, so a leftover container is not reused"
+        if image_info and existing.get("Image") and existing["Image"] != image_info.get("Id"):
+            return f"{spec['image']} now is {image_info.get('Id', '')[:19]}, the container has {existing['Image'][:19]}"
         labels = (existing.get("Config") or {}).get("Labels") or {}
         old = labels.get(naming.LABEL_SPEC_HASH)
         new = spec["labels"][naming.LABEL_SPEC_HASH]
@@ -819,16 +827,55 @@ class DockerSpawner(Spawner):
                 self.api_token = value
                 return
 
-    async def _create(self, spec: dict) -> str:
-        engine = self.docker_engine
+    async def _create_once(self, spec: dict, created: list[str]) -> str:
+        """One create call whose result is never lost.
+
+        If the start is cancelled meanwhile, the engine may still make the
+        container (a thread cannot be interrupted): wait for its answer so the
+        container can be removed. If the answer itself is lost, the name is
+        remembered so the cleanup can find the container by it.
+        """
+        created.append(f"name:{spec['name']}")
+        task = asyncio.ensure_future(self.docker_engine.create_container(spec))
+        try:
+            cid = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                created.append(task.result())
+            else:
+                self._reap_when_created(task)
+            raise
+        created.remove(f"name:{spec['name']}")
+        created.append(cid)
+        return cid
+
+    _reapers: set = set()
+
+    def _reap_when_created(self, create: asyncio.Future) -> None:
+        """Remove the container of a create call nobody waits for any more."""
+
+        async def reap() -> None:
+            try:
+                cid = await asyncio.wait_for(create, 300)
+                await self._remove_container(cid, wait=False)
+                self.log.info("Removed container %s of a cancelled start of %s", cid[:12], self._log_name)
+            except Exception as e:  # noqa: BLE001 - nothing was made, or it is logged
+                self.log.debug("No container to remove after a cancelled start of %s: %s", self._log_name, e)
+
+        reaper = asyncio.ensure_future(reap())
+        DockerSpawner._reapers.add(reaper)
+        reaper.add_done_callback(DockerSpawner._reapers.discard)
+
+    async def _create(self, spec: dict, created: list[str]) -> str:
         name = spec["name"]
         for _ in range(4):
             try:
-                cid = await engine.create_container(spec)
+                cid = await self._create_once(spec, created)
                 self.object_name = spec["name"]
                 self.log.info("Created container %s (%s) for %s", spec["name"], cid[:12], self._log_name)
                 return cid
             except Conflict:
+                created.remove(f"name:{spec['name']}")
                 holder = await self._inspect(spec["name"])
                 if holder is not None and self._may_adopt(holder, spec["name"]):
                     await self._remove_container(holder["Id"])
@@ -842,6 +889,7 @@ class DockerSpawner(Spawner):
                 )
                 spec = {**spec, "name": distinct}
             except NotFound as e:
+                created.remove(f"name:{spec['name']}")
                 raise self._create_not_found(spec, e) from None
         raise SpawnError(
             "The name of your server's container is taken.",
@@ -1001,6 +1049,8 @@ class DockerSpawner(Spawner):
             await self.docker_engine.stop_container(ref, timeout=0 if now else 10)
         except NotFound:
             self.object_id = ""
+            if self.remove:
+                await self._remove_certs_volume()
             return
         if self.remove:
             await self._remove_container(ref)
@@ -1044,6 +1094,17 @@ class DockerSpawner(Spawner):
         await self._ensure_image(image)
         volume = f"{self.object_name or self._established_name()}-certs"
         await engine.create_volume(volume, labels=self._owner_labels())
+        self._certs_volume = volume
+        self._certs_created = True
+        try:
+            await self._fill_certs_volume(volume, image, paths)
+        except BaseException:
+            await asyncio.shield(self._remove_certs_volume())
+            raise
+        return {key: f"{CERTS_DIR}/{os.path.basename(path)}" for key, path in paths.items()}
+
+    async def _fill_certs_volume(self, volume: str, image: str, paths: dict) -> None:
+        engine = self.docker_engine
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w") as tar:
             for key, path in paths.items():
@@ -1066,9 +1127,6 @@ class DockerSpawner(Spawner):
             await engine.put_archive(helper, CERTS_DIR, archive.getvalue())
         finally:
             await asyncio.shield(self._remove_container(helper))
-        self._certs_volume = volume
-        self._certs_created = True
-        return {key: f"{CERTS_DIR}/{os.path.basename(path)}" for key, path in paths.items()}
 
     async def _remove_certs_volume(self) -> None:
         volume = getattr(self, "_certs_volume", None)

@@ -392,8 +392,11 @@ async def test_start_right_after_stop_waits_for_the_old_container(fake, make_spa
     )
     assert c != old
 
+    busy = [True]
+
     async def remove_later():
         await asyncio.sleep(0.5)
+        busy[0] = False
         await fake2.remove_container(c, force=True)
 
     remover = asyncio.ensure_future(remove_later())
@@ -401,7 +404,7 @@ async def test_start_right_after_stop_waits_for_the_old_container(fake, make_spa
         "remove_container",
         lambda: Conflict(f"removal of container {c} is already in progress"),
         times=None,
-        match=lambda args: args.get("ref") == c and not remover.done(),
+        match=lambda args: args.get("ref") == c and busy[0],
     )
     fresh = make_spawner("alice", image=IMAGE, remove=True)
     await asyncio.wait_for(fresh.start(), 20)

@@ -1,0 +1,75 @@
+"""The benchmarks still run: each one's main() with tiny sizes on the real engine.
+
+Only the shape of the report is checked, never a timing (performance claims
+come from the benchmarks themselves, run side by side; see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import pull_isolation, spawn_throughput
+from benchmarks._harness import RUN_LABEL
+from dockerspawner.engine import NotFound
+
+pytestmark = pytest.mark.real_engine
+
+
+def _docker_only(real_engine) -> None:
+    # the benchmarks talk to DOCKER_HOST; the fixture gives skip-or-fail-in-CI
+    if getattr(real_engine, "engine_kind", "docker") != "docker":
+        pytest.skip("the benchmarks target the Docker engine at DOCKER_HOST")
+
+
+async def _leftovers(real_engine, run_id: str) -> list:
+    return await real_engine.list_containers(all=True, filters={"label": [f"{RUN_LABEL}={run_id}"]})
+
+
+async def test_spawn_throughput_runs(real_engine):
+    _docker_only(real_engine)
+    # main() runs its own event loop, so it gets a thread of its own
+    result = await asyncio.to_thread(
+        spawn_throughput.main, ["--users", "2", "--repeats", "1", "--no-warmup", "--quiet"]
+    )
+    assert result["users"] == 2
+    assert set(result["variants"]) == set(spawn_throughput.VARIANTS)
+    for name, v in result["variants"].items():
+        assert (v["start_failures"], v["stop_failures"]) == (0, 0), name
+        assert len(v["start_s"]) == len(v["stop_s"]) == 1
+        assert v["spawns_per_s"] > 0 and v["stops_per_s"] > 0
+    assert {"ours_over_raw", "ours_over_serialized", "ours_over_raw_http"} <= set(result["ratios"])
+    assert all(r is not None for r in result["ratios"].values())
+    assert result["serialized_lane_calls"] > 0  # the serialized variant really went through the lane
+    assert result["leftover_containers"] == 0
+    assert await _leftovers(real_engine, result["run_id"]) == []
+    assert "ours/raw" in spawn_throughput.report(result)
+
+
+async def test_pull_isolation_runs(real_engine):
+    _docker_only(real_engine)
+    result = await asyncio.to_thread(
+        pull_isolation.main, ["--layer-mb", "3", "--repeats", "1", "--no-warmup", "--b-at", "start", "--quiet"]
+    )
+    assert result["image"]["ref"].startswith("127.0.0.1:5000/bench-")
+    assert set(result["modes"]) == set(pull_isolation.MODES)
+    for mode, d in result["modes"].items():
+        assert len(d["b_alone_s"]) == 1, mode
+        during = d["during"]["start"]
+        assert len(during["b_s"]) == 1 and during["a_pull_s"][0] >= 0, mode
+    for key in ("raw_start_over_alone", "ours_start_over_alone", "serialized_start_over_alone",
+                "ours_over_raw_start", "serialized_over_ours_start"):
+        assert result["ratios"][key] is not None, key
+    assert result["leftover_containers"] == 0
+    assert await _leftovers(real_engine, result["run_id"]) == []
+    with pytest.raises(NotFound):
+        await real_engine.inspect_image(result["image"]["ref"])  # removed locally again
+    assert "serialized/ours" in pull_isolation.report(result)
+
