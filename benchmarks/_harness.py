@@ -58,6 +58,14 @@ def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (other work on the machine skews the numbers)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def machine_info(api: docker.APIClient) -> dict[str, Any]:
     version = api.version()
     return {

@@ -414,7 +414,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    h.quiet_logs(args.verbose)
+    if argv is None:  # run as a script: in-process callers keep their logging
+        h.quiet_logs(args.verbose)
     run_id = h.new_run_id()
     try:
         result = asyncio.run(_run(args, run_id))
@@ -430,4 +431,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted; this run's bench- objects were removed")

@@ -110,13 +110,18 @@ async def _run(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
     counter = iter(range(10_000))
 
     async def measure(variant: str, size: int = n) -> tuple[float, float, int, int]:
+        nonlocal serialized_spawns
         prefix = f"bench-{run_id}-{next(counter)}{variant[0]}"
         if variant in ("raw", "raw_http"):
             names = [f"{prefix}-u{i:03d}" for i in range(size)]
             return await loop.run_in_executor(None, _raw_batch, api, names, run_id, variant == "raw_http")
         eng = engine if variant == "ours" else serialized
+        if variant == "serialized":
+            serialized_spawns += size
         return await _spawner_batch(users, eng, size, run_id, prefix)
 
+    load_before = h.load_average()
+    serialized_spawns = 0
     try:
         info = h.machine_info(api)
         await engine.ping()
@@ -150,7 +155,15 @@ async def _run(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
         d["stops_per_s"] = h.ratio(n, stop_med)
     sps = {v: d["spawns_per_s"] for v, d in data.items()}
     stops = {v: d["stops_per_s"] for v, d in data.items()}
+    def paired(a: str, b: str) -> float | None:
+        """Median over repeats of a/b within the same repeat (robust to drifting load)."""
+        if a not in data or b not in data:
+            return None
+        return h.median([h.ratio(y, x) for x, y in zip(data[a]["start_s"], data[b]["start_s"]) if x])
+
     ratios = {
+        "ours_over_raw_paired": paired("ours", "raw"),
+        "ours_over_serialized_paired": paired("ours", "serialized"),
         "ours_over_raw": h.ratio(sps.get("ours"), sps.get("raw")),
         "ours_over_raw_http": h.ratio(sps.get("ours"), sps.get("raw_http")),
         "ours_over_serialized": h.ratio(sps.get("ours"), sps.get("serialized")),
@@ -165,6 +178,9 @@ async def _run(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
         "variants": data,
         "ratios": ratios,
         "serialized_lane_calls": serialized.calls,
+        # protocol calls one spawner start+stop makes (counted by the serialized lane)
+        "engine_calls_per_spawn": h.ratio(serialized.calls, serialized_spawns),
+        "load_average": {"before": load_before, "after": h.load_average()},
         "leftover_containers": leftover,
         "run_id": run_id,
     }
@@ -194,7 +210,16 @@ def report(result: dict[str, Any]) -> str:
         f"ratios (stops/s):  ours/raw {h.fmt(r['stop_ours_over_raw'])}"
         f"  ours/serialized {h.fmt(r['stop_ours_over_serialized'])}"
     )
-    lines.append(f"leftover containers: {result['leftover_containers']}")
+    lines.append(
+        f"paired (median of per-repeat ratios): ours/raw {h.fmt(r['ours_over_raw_paired'])}"
+        f"  ours/serialized {h.fmt(r['ours_over_serialized_paired'])}"
+    )
+    la = result["load_average"]
+    lines.append(
+        f"engine calls per spawner start+stop: {h.fmt(result['engine_calls_per_spawn'], 1)};"
+        f" load average before/after: {la['before']}/{la['after']};"
+        f" leftover containers: {result['leftover_containers']}"
+    )
     return "\n".join(lines)
 
 
@@ -219,7 +244,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    h.quiet_logs(args.verbose)
+    if argv is None:  # run as a script: in-process callers keep their logging
+        h.quiet_logs(args.verbose)
     run_id = h.new_run_id()
     try:
         result = asyncio.run(_run(args, run_id))
@@ -233,4 +259,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted; this run's bench- objects were removed")

@@ -51,13 +51,22 @@ _hub_version = ".".join(jupyterhub.__version__.split(".")[:2])
 CERTS_DIR = "/etc/jupyterhub/internal-ssl"
 
 
-class SpawnError(Exception):
-    """A spawn failure with a short message for the user (shown by JupyterHub)
-    and the full story for the admin log (``str(e)``)."""
+class SpawnError(web.HTTPError):
+    """A spawn failure with a short message for the user (``jupyterhub_message``,
+    which JupyterHub shows on the spawn page and in API errors) and the full
+    story with the fix for the admin log (``str(e)``).
+
+    An HTTPError, so that JupyterHub logs it as one line rather than as an
+    unexpected exception with a traceback.
+    """
 
     def __init__(self, user_message: str, detail: str | None = None):
-        super().__init__(detail or user_message)
+        super().__init__(500, (detail or user_message).replace("%", "%%"))
         self.jupyterhub_message = user_message
+        self.detail = detail or user_message
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -685,18 +694,23 @@ class DockerSpawner(Spawner):
                     )
                 return info
             self.object_id = ""
-        for name in self._candidate_names():
+        established = self._established_name()
+        names = list(dict.fromkeys([self.object_name or established, established]))
+        for name in names:
             info = await self._inspect(name)
-            if info is not None and self._may_adopt(info, name):
+            if info is None:
+                continue
+            if self._may_adopt(info, name):
                 self.object_name = name
                 return info
+            if name == established:
+                # held by someone else: ours, if any, has the derived name
+                distinct = naming.distinct_name(established, naming.owner_key(*self._owner))
+                info = await self._inspect(distinct)
+                if info is not None and self._may_adopt(info, distinct):
+                    self.object_name = distinct
+                    return info
         return None
-
-    def _candidate_names(self) -> list[str]:
-        established = self._established_name()
-        distinct = naming.distinct_name(established, naming.owner_key(*self._owner))
-        names = [self.object_name] if self.object_name else []
-        return [n for n in dict.fromkeys([*names, established, distinct])]
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -724,7 +738,7 @@ class DockerSpawner(Spawner):
         self._phase = "preparing"
         created: list[str] = []
         try:
-            budget = max(self.start_timeout - 2, self.start_timeout * 0.9)
+            budget = max(self.start_timeout - 2, self.start_timeout * 0.8)
             return await asyncio.wait_for(self._start(created), budget)
         except asyncio.TimeoutError:
             raise SpawnError(
@@ -786,6 +800,7 @@ class DockerSpawner(Spawner):
                 self.log.info(
                     "Replacing container %s for %s: %s", existing["Name"].lstrip("/"), self._log_name, reason
                 )
+                self._enter("create", f"Replacing container {existing['Name'].lstrip('/')}")
                 await self._remove_container(existing["Id"])
                 existing = None
         if existing is None:
@@ -891,9 +906,17 @@ class DockerSpawner(Spawner):
             except NotFound as e:
                 created.remove(f"name:{spec['name']}")
                 raise self._create_not_found(spec, e) from None
+        holders = []
+        for held in dict.fromkeys([name, spec["name"]]):
+            info = await self._inspect(held)
+            labels = ((info or {}).get("Config") or {}).get("Labels") or {}
+            owner = naming.labels_owner(labels)
+            who = f"user {owner[0]!r}, server {owner[1]!r}" if owner else "no dockerspawner owner labels"
+            holders.append(f"{held} ({who})")
         raise SpawnError(
             "The name of your server's container is taken.",
-            f"container names {name} and {spec['name']} are held by other owners",
+            f"cannot create a container for {self._log_name}: the names {', '.join(holders)} are taken;"
+            " remove or rename those containers (docker rm NAME) or change DockerSpawner.name_template",
         )
 
     def _create_not_found(self, spec: dict, error: NotFound) -> SpawnError:
@@ -909,6 +932,11 @@ class DockerSpawner(Spawner):
             f"create of {spec['name']} failed: {error.explanation}",
         )
 
+    def _redact(self, text: str) -> str:
+        """Hide the server's API token in container output before it is logged or shown."""
+        token = self.api_token
+        return text.replace(token, "[API token]") if token and len(token) >= 8 else text
+
     async def _post_start(self) -> None:
         cmd = self.post_start_cmd
         if not cmd:
@@ -917,10 +945,11 @@ class DockerSpawner(Spawner):
         self.log.info(
             "post_start_cmd %r in %s exited %s: %s%s",
             cmd, self.object_name, result.exit_code,
-            result.stdout.decode(errors="replace")[-2000:], result.stderr.decode(errors="replace")[-2000:],
+            self._redact(result.stdout.decode(errors="replace")[-2000:]),
+            self._redact(result.stderr.decode(errors="replace")[-2000:]),
         )
         if result.exit_code != 0:
-            tail = result.stderr.decode(errors="replace").strip()[-500:]
+            tail = self._redact(result.stderr.decode(errors="replace").strip()[-500:])
             raise SpawnError(
                 f"The post-start command failed (exit code {result.exit_code}).",
                 f"post_start_cmd {cmd!r} exited {result.exit_code}: {tail}",
@@ -928,7 +957,8 @@ class DockerSpawner(Spawner):
 
     async def get_ip_and_port(self) -> tuple[str, int]:
         """Where the hub reaches the server. Override to route differently."""
-        info = await self.docker_engine.inspect_container(self.object_id)
+        info = getattr(self, "_started_info", None) or await self.docker_engine.inspect_container(self.object_id)
+        self._started_info = None
         if self.use_internal_hostname:
             return info["Config"]["Hostname"], self.port
         if not publishes_port(self.network_name, self.use_internal_ip):
@@ -937,7 +967,8 @@ class DockerSpawner(Spawner):
             networks = info["NetworkSettings"].get("Networks") or {}
             net = networks.get(self.network_name) or next(iter(networks.values()), {})
             return net.get("IPAddress") or info["NetworkSettings"].get("IPAddress"), self.port
-        bindings = await self.docker_engine.port(self.object_id, self.port)
+        ports = info["NetworkSettings"].get("Ports") or {}
+        bindings = ports.get(f"{self.port}/tcp") or []
         if not bindings:
             await self._check_running()
             raise SpawnError(
@@ -996,16 +1027,13 @@ class DockerSpawner(Spawner):
         delay = 0.05
         deadline = asyncio.get_running_loop().time() + self.http_timeout
         while True:
-            info = await self.docker_engine.inspect_container(self.object_id)
-            state = info.get("State") or {}
-            if not state.get("Running"):
-                await self._raise_exited(info)
             try:
                 await client.fetch(HTTPRequest(url, connect_timeout=2, request_timeout=5), raise_error=False)
             except (OSError, StreamClosedError, HTTPClientError):
                 pass
             else:
                 return
+            await self._check_running()
             if asyncio.get_running_loop().time() > deadline:
                 raise SpawnError(
                     f"Your server did not respond within {self.http_timeout} seconds.",
@@ -1015,10 +1043,12 @@ class DockerSpawner(Spawner):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    async def _check_running(self) -> None:
+    async def _check_running(self) -> dict:
         info = await self.docker_engine.inspect_container(self.object_id)
         if not (info.get("State") or {}).get("Running"):
             await self._raise_exited(info)
+        self._started_info = info
+        return info
 
     async def _raise_exited(self, info: dict) -> None:
         state = info.get("State") or {}
@@ -1026,7 +1056,7 @@ class DockerSpawner(Spawner):
             logs = await self.docker_engine.container_logs(self.object_id, tail=20)
         except EngineError:
             logs = ""
-        tail = "\n".join(logs.strip().splitlines()[-5:])
+        tail = self._redact("\n".join(logs.strip().splitlines()[-5:]))
         if state.get("OOMKilled"):
             user = "Your server ran out of memory while starting and was stopped."
             fix = "raise DockerSpawner.mem_limit"

@@ -45,6 +45,10 @@ class PullProgress:
         layer = event.layer
         if not layer or event.status not in _LAYER_STATUSES:
             return
+        if event.status == "Already exists":
+            # nothing to download: it must not make a fresh pull look finished
+            self.layers.pop(layer, None)
+            return
         if event.status in _DONE_STATUSES:
             self.finished.add(layer)
         if event.status.startswith("Downloading") and event.total:

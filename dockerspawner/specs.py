@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -100,25 +99,23 @@ def render_templates(
 
 
 def check_confined(template: str, rendered: str) -> str:
-    """Return ``rendered`` if it stays where ``template`` points, else raise ValueError.
+    """Return ``rendered`` if names filled into ``template`` stayed single path
+    components, else raise ValueError.
 
-    A template like ``/srv/users/{raw_username}`` names a directory per user below
-    ``/srv/users``; no user or server name may turn it into ``/srv/users`` itself,
-    ``/etc`` or a path of someone else's (``..``, ``/``). Paths are compared after
-    lexical normalisation; names are not decoded, so ``%2e%2e`` or look-alike
-    characters stay plain file names.
+    ``/srv/users/{raw_username}/work`` names one directory per user; a name
+    with ``/`` would reach another user's directory or leave ``/srv/users``,
+    and ``.``, ``..`` or an empty name would name the parent. Names are not
+    decoded, so ``%2e%2e`` or look-alike characters stay plain file names.
     """
     if "{" not in template:
         return rendered
-    if not template.startswith("/"):
-        if "/" in rendered or rendered in (".", ".."):
-            raise ValueError(f"volume name {rendered!r} (from {template!r}) must not contain '/' or be '.' or '..'")
-        return rendered
-    static = template[: template.index("{")]
-    base = static if static.endswith("/") else posixpath.dirname(static) + "/"
-    normal = posixpath.normpath(rendered)
-    if "\x00" in rendered or not normal.startswith(base) or normal == base.rstrip("/") or ".." in normal.split("/"):
-        raise ValueError(f"path {rendered!r} (from {template!r}) leaves {base!r}")
+    template_parts = template.split("/")
+    parts = rendered.split("/")
+    if "\x00" in rendered or len(parts) != len(template_parts):
+        raise ValueError(f"{rendered!r} (from {template!r}): a name filled in contains '/' or a NUL byte")
+    for template_part, part in zip(template_parts, parts):
+        if "{" in template_part and part in ("", ".", ".."):
+            raise ValueError(f"{rendered!r} (from {template!r}): a name filled in makes the path component {part!r}")
     return rendered
 
 

@@ -200,6 +200,16 @@ async def test_failure_names_its_cause(fake, make_spawner, case, user, admin):
         assert needle in detail, f"the admin log lacks {needle!r}: {detail!r}"
 
 
+async def test_name_taken_tells_the_admin_whose_it_is_and_what_to_do(fake, make_spawner):
+    sp = await case_name_taken(fake, make_spawner)
+    exc = await failed_start(sp)
+    detail = str(exc)
+    assert "bob" in detail, f"the admin is not told who holds the names: {detail!r}"
+    assert any(fix in detail for fix in ("docker rm", "remove", "rename", "name_template")), (
+        f"the admin is not told how to fix it: {detail!r}"
+    )
+
+
 async def test_exited_early_shows_only_the_last_log_lines(fake, make_spawner):
     case_exited_during_start(fake, make_spawner)
     exc = await failed_start(make_spawner("alice", image=IMAGE))
@@ -347,3 +357,19 @@ async def test_poll_not_found_error_from_a_5xx_engine_is_stopped(fake, running):
     fake.faults.fail("inspect_container", NotFound("No such container: x", 500))
     assert await running.poll() is not None
 
+
+
+async def test_timeout_while_replacing_a_stale_container_names_that_phase(fake, make_spawner):
+    """The old container's removal hangs: the timeout must say the spawn was
+    replacing the container, not that it was still checking the image."""
+    old = make_spawner("alice", image=IMAGE, environment={"V": "1"})
+    await old.start()
+    await old.stop()
+    fake.faults.delay("remove_container", 30)
+    sp = make_spawner("alice", image=IMAGE, environment={"V": "2"}, start_timeout=3)
+    sp.load_state(old.get_state())
+    exc = await failed_start(sp)
+    message = user_message(exc)
+    assert "3 seconds" in message
+    assert "Checking image" not in message, f"the phase is wrong: {message!r}"
+    assert "container" in message.lower(), message

@@ -122,8 +122,14 @@ def fail_network_at_start(fake):
     return {"network_name": "no-such-net"}
 
 
-def fail_port(fake):
-    fake.faults.fail("port", EngineError("boom", 500))
+def after_start(fake, name: str = "jupyter-alice"):
+    """A matcher for calls made once the container ``name`` runs."""
+    return lambda args: any(c.name == "/" + name and c.running for c in fake.containers.values())
+
+
+def fail_inspect_after_start(fake):
+    # the spawner must learn the address of the started container
+    fake.faults.fail("inspect_container", EngineError("boom", 500), times=None, match=after_start(fake))
     return {}
 
 
@@ -150,13 +156,10 @@ def fail_wait_timeout(fake):
     return {"cmd": ["sleep", "600"], "start_timeout": 3}
 
 
-def fail_engine_down_in_wait(fake):
-    # the inspects before the readiness wait go through; those during it fail
-    fake.faults.fail(
-        "inspect_container", EngineUnavailable("engine went away"), times=None,
-        match=lambda args: fake.calls.count("port") > 0,
-    )
-    return {}
+def fail_engine_unreachable_after_start(fake):
+    # a server that never answers, and an engine that stops answering inspects once it runs
+    fake.faults.fail("inspect_container", EngineUnavailable("engine went away"), times=None, match=after_start(fake))
+    return {"cmd": ["sleep", "600"], "start_timeout": 3}
 
 
 FAULT_POINTS = {
@@ -166,13 +169,13 @@ FAULT_POINTS = {
     "create-answer-lost": fail_create_after_acting,
     "start": fail_start,
     "network-missing": fail_network_at_start,
-    "port": fail_port,
+    "inspect-after-start": fail_inspect_after_start,
     "post-start-cmd": fail_post_start,
     "post-start-engine": fail_post_start_engine,
     "exits-during-wait": fail_exits_during_wait,
     "exits-at-once": fail_exits_at_once,
     "wait-timeout": fail_wait_timeout,
-    "engine-down-in-wait": fail_engine_down_in_wait,
+    "engine-unreachable-after-start": fail_engine_unreachable_after_start,
 }
 
 
@@ -194,7 +197,7 @@ async def test_failed_start_leaves_nothing(fake, make_spawner, point, remove):
     assert await other.poll() is None
 
 
-@pytest.mark.parametrize("point", ["start", "post-start-cmd", "exits-during-wait", "port"])
+@pytest.mark.parametrize("point", ["start", "post-start-cmd", "exits-during-wait", "inspect-after-start"])
 async def test_failed_start_with_certs_leaves_no_volume(fake, make_spawner, certs, point):
     before = await snapshot(fake)
     traits = FAULT_POINTS[point](fake)
@@ -230,14 +233,14 @@ async def test_move_certs_then_start_then_stop_remove_leaves_nothing(fake, make_
 
 # -- cancellation (the hub's start timeout, a user's cancel) at every phase ---------------------
 
-# phase -> (operation delayed before it acts, spawner traits)
+# phase -> (operation delayed before it acts, only after start?, spawner traits)
 CANCEL_POINTS = {
-    "pull": ("pull_image", {"image": PULLED}),
-    "inspect-image": ("inspect_image", {}),
-    "create": ("create_container", {}),
-    "start": ("start_container", {}),
-    "port": ("port", {}),
-    "post-start-cmd": ("exec_run", {"post_start_cmd": ["true"]}),
+    "pull": ("pull_image", False, {"image": PULLED}),
+    "inspect-image": ("inspect_image", False, {}),
+    "create": ("create_container", False, {}),
+    "start": ("start_container", False, {}),
+    "inspect-after-start": ("inspect_container", True, {}),
+    "post-start-cmd": ("exec_run", False, {"post_start_cmd": ["true"]}),
 }
 
 
@@ -246,11 +249,14 @@ CANCEL_POINTS = {
 async def test_cancelled_start_leaves_nothing(fake, make_spawner, phase, remove):
     fake.registry.add(PULLED, config=dict(SINGLEUSER), layers=[1_000])
     before = await snapshot(fake)
-    op, traits = CANCEL_POINTS[phase]
-    fake.faults.delay(op, 30)
+    op, only_after_start, traits = CANCEL_POINTS[phase]
+    rule = fake.faults.delay(op, 30, times=1, match=after_start(fake) if only_after_start else None)
     sp = make_spawner("alice", **{"image": IMAGE, "remove": remove, **traits})
     task = asyncio.ensure_future(sp.start())
-    await wait_for_call(fake, op)
+    deadline = asyncio.get_running_loop().time() + 10
+    while rule.hits == 0:
+        assert asyncio.get_running_loop().time() < deadline, f"{op} was never delayed: {fake.calls.methods()}"
+        await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

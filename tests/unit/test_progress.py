@@ -28,11 +28,22 @@ def test_percent_over_layers_with_sizes():
 
 def test_layers_without_sizes_count_when_finished():
     p = PullProgress()
-    p.update(PullEvent("Already exists", layer="a"))
     p.update(PullEvent("Pulling fs layer", layer="b"))
+    p.update(PullEvent("Pulling fs layer", layer="c"))
     assert p.percent == 0
     p.update(PullEvent("Pull complete", layer="b"))
+    assert p.percent == 0
+    p.update(PullEvent("Pull complete", layer="c"))
     assert p.percent == 100
+
+
+def test_cached_layers_do_not_finish_a_pull_early():
+    p = PullProgress()
+    p.update(PullEvent("Already exists", layer="base"))
+    assert p.percent == 0
+    p.update(PullEvent("Pulling fs layer", layer="top"))
+    p.update(PullEvent("Downloading", layer="top", current=10, total=100))
+    assert p.percent == 10
 
 
 def test_events_without_layer_are_ignored():
