@@ -160,14 +160,9 @@ async def cleanup_labelled(eng: Any, label_filters: list[str] = LABEL_FILTERS) -
 
 
 async def _make_fake():
-    try:
-        import fakedocker
-    except ImportError as e:
-        pytest.skip(f"fakedocker is not importable yet ({e})")
-    factory = getattr(fakedocker, "FakeDocker", None)
-    if factory is None:
-        pytest.skip("fakedocker.FakeDocker does not exist yet")
-    fake = factory()
+    from fakedocker import FakeDocker
+
+    fake = FakeDocker()
     fake.engine_kind = "fake"
     return fake
 
