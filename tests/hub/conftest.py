@@ -6,16 +6,20 @@ real; the engine is fakedocker unless a test asks for a real one.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 from pathlib import Path
 
+import jupyterhub
 import pytest
 from traitlets.config import Config
 
 from dockerspawner import DockerSpawner
 
 REPO = Path(__file__).resolve().parents[2]
+#: The image `.ci/setup` builds locally for the installed JupyterHub (the spawner's default).
+SINGLEUSER_IMAGE = "quay.io/jupyterhub/singleuser:" + ".".join(jupyterhub.__version__.split(".")[:2])
 CHP_BIN = REPO / ".ci" / "node" / "node_modules" / ".bin"
 
 
@@ -89,3 +93,30 @@ async def hub_factory(tmp_path, monkeypatch):
         except Exception as e:  # noqa: BLE001 - teardown must go on
             print(f"error stopping hub: {e}")
     MockHub.clear_instance()
+
+
+@pytest.fixture
+async def real_hub(real_engine, hub_factory, test_labels):
+    """``await real_hub(**spawner_config)``: a started hub on the real engine.
+
+    Its containers carry the test labels, so the engine fixture removes them
+    whatever happens (after the hub stopped: ``real_engine`` is set up first,
+    so it is torn down last). Containers reach the hub through the default
+    bridge's gateway.
+    """
+    try:
+        await real_engine.inspect_image(SINGLEUSER_IMAGE)
+    except Exception as e:  # noqa: BLE001
+        pytest.fail(f"the single-user image {SINGLEUSER_IMAGE} is not on the engine ({e}): run `bash .ci/setup`")
+    ipam = (await real_engine.inspect_network("bridge"))["IPAM"]["Config"][0]
+    # Docker leaves the default bridge's Gateway unset: docker0 holds the first address
+    gateway = ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
+
+    async def make(**spawner_config):
+        spawner_config.setdefault("extra_create_kwargs", {"labels": test_labels})
+        spawner_config.setdefault("image", SINGLEUSER_IMAGE)
+        spawner_config.setdefault("start_timeout", 90)
+        spawner_config.setdefault("http_timeout", 60)
+        return await hub_factory(real_engine, hub_config={"hub_ip": gateway}, **spawner_config)
+
+    return make

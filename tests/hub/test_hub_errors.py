@@ -23,7 +23,13 @@ import secrets
 import time
 
 import pytest
-from jupyterhub.tests.utils import add_user, api_request, async_requests, get_page, public_url
+from jupyterhub.tests.utils import (
+    add_user,
+    api_request,
+    async_requests,
+    get_page,
+    public_url,
+)
 
 from dockerspawner import naming
 from dockerspawner.engine import EngineError

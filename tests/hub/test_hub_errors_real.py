@@ -12,12 +12,10 @@ carries the test labels, so the ``real_engine`` fixture removes it.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import time
 
-import jupyterhub
 import pytest
 from jupyterhub.tests.utils import add_user, api_request
 
@@ -27,7 +25,6 @@ from .test_hub_fake import start_server
 
 pytestmark = pytest.mark.real_engine
 
-IMAGE = "quay.io/jupyterhub/singleuser:" + ".".join(jupyterhub.__version__.split(".")[:2])
 MISSING = "127.0.0.1:5000/missing/image:nope"
 RAW = ("Traceback", "500 Server Error", "404 Client Error", 'File "', "docker.errors", "requests.exceptions")
 
@@ -50,27 +47,14 @@ class Records(logging.Handler):
 
 
 @pytest.fixture
-async def real_hub(real_engine, hub_factory, test_labels):
-    """A started hub on the real engine, its containers labelled for cleanup."""
-    try:
-        await real_engine.inspect_image(IMAGE)
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"the single-user image {IMAGE} is not on the engine ({e}): run `bash .ci/setup`")
-    bridge = await real_engine.inspect_network("bridge")
-    ipam = bridge["IPAM"]["Config"][0]
-    gateway = ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
+async def hub_with_records(real_hub):
+    """A started hub on the real engine whose log is recorded."""
     records = Records()
 
     async def make(**spawner_config):
-        spawner_config.setdefault("extra_create_kwargs", {"labels": test_labels})
-        spawner_config.setdefault("image", IMAGE)
-        app = await hub_factory(
-            real_engine,
-            hub_config={"hub_ip": gateway},
-            start_timeout=45,
-            http_timeout=30,
-            **spawner_config,
-        )
+        spawner_config.setdefault("start_timeout", 45)
+        spawner_config.setdefault("http_timeout", 30)
+        app = await real_hub(**spawner_config)
         app.log.addHandler(records)
         app.log.setLevel(logging.DEBUG)
         app.records = records
@@ -111,8 +95,8 @@ async def owned_by(real_engine, name: str) -> list[dict]:
     )
 
 
-async def test_real_image_not_found(real_hub, real_engine):
-    app = await real_hub(image=MISSING, pull_policy="always")
+async def test_real_image_not_found(hub_with_records, real_engine):
+    app = await hub_with_records(image=MISSING, pull_policy="always")
     add_user(app.db, app, name="alice")
     status, message = await failed_spawn(app, "alice")
     assert status >= 400
@@ -124,8 +108,8 @@ async def test_real_image_not_found(real_hub, real_engine):
     assert await owned_by(real_engine, "alice") == []
 
 
-async def test_real_image_missing_with_pull_never(real_hub, real_engine):
-    app = await real_hub(image=MISSING, pull_policy="never")
+async def test_real_image_missing_with_pull_never(hub_with_records, real_engine):
+    app = await hub_with_records(image=MISSING, pull_policy="never")
     add_user(app.db, app, name="alice")
     status, message = await failed_spawn(app, "alice")
     assert MISSING in message
@@ -134,8 +118,8 @@ async def test_real_image_missing_with_pull_never(real_hub, real_engine):
 
 
 @pytest.mark.parametrize("remove", [False, True], ids=["keep", "remove"])
-async def test_real_container_exited_early(real_hub, real_engine, remove):
-    app = await real_hub(cmd=["sh", "-c", "echo starting; echo boom >&2; exit 3"], remove=remove)
+async def test_real_container_exited_early(hub_with_records, real_engine, remove):
+    app = await hub_with_records(cmd=["sh", "-c", "echo starting; echo boom >&2; exit 3"], remove=remove)
     add_user(app.db, app, name="alice")
     status, message = await failed_spawn(app, "alice")
     assert status >= 400

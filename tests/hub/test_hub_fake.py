@@ -7,7 +7,13 @@ import json
 import time
 
 import pytest
-from jupyterhub.tests.utils import add_user, api_request, async_requests, get_page, public_url
+from jupyterhub.tests.utils import (
+    add_user,
+    api_request,
+    async_requests,
+    get_page,
+    public_url,
+)
 
 from dockerspawner import naming
 

@@ -6,9 +6,6 @@ The image is the one `.ci/setup` builds locally for the installed JupyterHub
 
 from __future__ import annotations
 
-import ipaddress
-
-import jupyterhub
 import pytest
 from jupyterhub.tests.utils import add_user, api_request, async_requests, public_url
 
@@ -18,35 +15,7 @@ from .test_hub_fake import start_server, stop_server, wait_for_server
 
 pytestmark = pytest.mark.real_engine
 
-IMAGE = "quay.io/jupyterhub/singleuser:" + ".".join(jupyterhub.__version__.split(".")[:2])
-
-
-@pytest.fixture
-async def real_hub(real_engine, hub_factory, test_labels):
-    """A started hub on the real engine; containers carry the test labels so the
-    engine fixture removes them whatever happens (after the hub has stopped:
-    ``real_engine`` is set up first, so it is torn down last)."""
-    try:
-        await real_engine.inspect_image(IMAGE)
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"the single-user image {IMAGE} is not on the engine ({e}): run `bash .ci/setup`")
-    bridge = await real_engine.inspect_network("bridge")
-    ipam = bridge["IPAM"]["Config"][0]
-    # Docker leaves the default bridge's Gateway unset: docker0 holds the first address
-    gateway = ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
-
-    async def make(**spawner_config):
-        spawner_config.setdefault("extra_create_kwargs", {"labels": test_labels})
-        return await hub_factory(
-            real_engine,
-            hub_config={"hub_ip": gateway},
-            image=IMAGE,
-            start_timeout=90,
-            http_timeout=60,
-            **spawner_config,
-        )
-
-    return make
+from .conftest import SINGLEUSER_IMAGE as IMAGE
 
 
 @pytest.mark.parametrize("server", ["", "lab"])

@@ -20,8 +20,7 @@ import pytest
 from tornado import web
 
 from dockerspawner import naming
-from dockerspawner.engine import Conflict, EngineError, EngineUnavailable, NotFound
-from dockerspawner.engine.connect import forget_engines
+from dockerspawner.engine import EngineError, EngineUnavailable, NotFound
 
 IMAGE = "quay.io/jupyterhub/singleuser:test"
 SINGLEUSER = {"Cmd": ["jupyterhub-singleuser"]}
@@ -30,20 +29,6 @@ BIG = "example.org/lab/big:2"
 
 #: Text that must never reach a user: a Python traceback or a raw HTTP error line.
 RAW = ("Traceback", "500 Server Error", "Internal Server Error", 'File "', "docker.errors", "requests.exceptions")
-
-
-@pytest.fixture
-def fake(fake_docker):
-    fake_docker.add_image(IMAGE, config=dict(SINGLEUSER))
-    return fake_docker
-
-
-@pytest.fixture
-async def shared_engines():
-    """Close engines that ``engine="docker"`` spawners made in this loop."""
-    yield
-    for engine in forget_engines():
-        await engine.close()
 
 
 def user_message(exc: BaseException) -> str:

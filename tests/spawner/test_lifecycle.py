@@ -30,13 +30,6 @@ PULLED = "example.org/lab/pulled:1"
 SINGLEUSER = {"Cmd": ["jupyterhub-singleuser"]}
 
 
-@pytest.fixture
-def fake(fake_docker):
-    fake_docker.add_image(IMAGE, config=dict(SINGLEUSER))
-    fake_docker.add_image(IMAGE2, config=dict(SINGLEUSER))
-    return fake_docker
-
-
 async def snapshot(fake) -> dict[str, set[str]]:
     """Every container (id and name), volume and network the engine has."""
     containers = await fake.list_containers(all=True)

@@ -31,13 +31,6 @@ IMAGE2 = "quay.io/jupyterhub/singleuser:other"
 SINGLEUSER = {"Cmd": ["jupyterhub-singleuser"]}
 
 
-@pytest.fixture
-def fake(fake_docker):
-    fake_docker.add_image(IMAGE, config=dict(SINGLEUSER))
-    fake_docker.add_image(IMAGE2, config=dict(SINGLEUSER))
-    return fake_docker
-
-
 def env_of(info: dict) -> dict[str, str]:
     return dict(line.split("=", 1) for line in info["Config"]["Env"] or [])
 

@@ -20,7 +20,6 @@ from tornado import web
 from traitlets.config import Config
 
 from dockerspawner import DockerSpawner
-from dockerspawner.engine.connect import forget_engines
 
 HUB_MAJOR_MINOR = ".".join(jupyterhub.__version__.split(".")[:2])
 DEFAULT_IMAGE = f"quay.io/jupyterhub/singleuser:{HUB_MAJOR_MINOR}"
@@ -38,14 +37,6 @@ def fake(fake_docker):
     for ref in (DEFAULT_IMAGE, IMAGE_A, IMAGE_B):
         fake_docker.add_image(ref, config=dict(SINGLEUSER))
     return fake_docker
-
-
-@pytest.fixture
-async def shared_engines():
-    """Close the engines that ``engine="fake"``/``"docker"`` spawners made in this loop."""
-    yield
-    for engine in forget_engines():
-        await engine.close()
 
 
 async def _no_wait(ip: str, port: int) -> None:
