@@ -43,7 +43,7 @@ from . import naming, orphans
 from .engine import Conflict, DockerEngine, EngineError, EngineUnavailable, NotFound
 from .engine.connect import shared_engine
 from .progress import PHASES, ProgressLog, PullProgress, pull_message
-from .specs import ContainerPlan, check_confined, container_spec, publishes_port, render_templates
+from .specs import ContainerPlan, check_confined, container_spec, publishes_port, render_templates, volume_binds
 
 _hub_version = ".".join(jupyterhub.__version__.split(".")[:2])
 
@@ -626,8 +626,6 @@ class DockerSpawner(Spawner):
                     target = self._format_volume(target)
                 out[self._format_volume(source)] = target
             return out
-
-        from .specs import volume_binds
 
         return volume_binds(fmt(self.volumes), fmt(self.read_only_volumes))
 
