@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
 import os
 import platform
@@ -18,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import docker
@@ -297,3 +298,25 @@ def cleanup_sync(run_id: str, *, images: list[str] = (), attempts: int = 20) -> 
 
 def fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def run_benchmark(
+    argv: list[str] | None,
+    args: Any,
+    run: Callable[[Any, str], Awaitable[dict[str, Any]]],
+    report: Callable[[dict[str, Any]], str],
+    cleanup: Callable[[str], None],
+) -> dict[str, Any]:
+    """The common main(): logging, one run id, cleanup whatever happens, output."""
+    if argv is None:  # run as a script: in-process callers keep their logging
+        quiet_logs(args.verbose)
+    run_id = new_run_id()
+    try:
+        result = asyncio.run(run(args, run_id))
+    finally:
+        cleanup(run_id)
+    if not args.quiet:
+        print(report(result))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return result

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import threading
 import time
@@ -414,20 +413,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if argv is None:  # run as a script: in-process callers keep their logging
-        h.quiet_logs(args.verbose)
-    run_id = h.new_run_id()
-    try:
-        result = asyncio.run(_run(args, run_id))
-    finally:
+
+    def cleanup(run_id: str) -> None:
         h.cleanup_sync(run_id, images=[big_ref(args.layer_mb)])
         if args.drop_registry_image:
             drop_registry_image(args.layer_mb)
-    if not args.quiet:
-        print(report(result))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    return result
+
+    return h.run_benchmark(argv, args, _run, report, cleanup)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -243,19 +242,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    if argv is None:  # run as a script: in-process callers keep their logging
-        h.quiet_logs(args.verbose)
-    run_id = h.new_run_id()
-    try:
-        result = asyncio.run(_run(args, run_id))
-    finally:
-        h.cleanup_sync(run_id)
-    if not args.quiet:
-        print(report(result))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    return result
+    return h.run_benchmark(argv, parse_args(argv), _run, report, h.cleanup_sync)
 
 
 if __name__ == "__main__":
