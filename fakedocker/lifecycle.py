@@ -240,41 +240,28 @@ class ContainerAPI:
         mounts: list[dict[str, Any]] = []
         created: list[Volume] = []
         stores: list[tuple[str, FileStore]] = []
-        for bind in hc.get("Binds") or []:
-            parts = bind.split(":")
+
+        def bind(src: str, dst: str, mode: str, rw: bool) -> None:
+            mounts.append(_mount_record("bind", src, dst, mode, rw, "rprivate"))
+            stores.append((dst, self._bind_stores.setdefault(src, HostStore(src))))
+
+        def volume(name: str | None, dst: str, mode: str, rw: bool, anonymous: bool = False) -> None:
+            vol = self._volume_for(name, created, anonymous=anonymous)
+            record = _mount_record("volume", f"/var/lib/docker/volumes/{vol.name}/_data", dst, mode, rw, "")
+            mounts.append({**record, "Name": vol.name, "Driver": vol.driver})
+            stores.append((dst, vol.store))
+
+        for spec in hc.get("Binds") or []:
+            parts = spec.split(":")
             if len(parts) < 2:
-                raise EngineError(f"invalid volume specification: '{bind}'", 400)
+                raise EngineError(f"invalid volume specification: '{spec}'", 400)
             src, dst = parts[0], parts[1]
             mode = parts[2] if len(parts) > 2 else ""
             rw = "ro" not in mode.split(",")
             if src.startswith("/"):
-                store = self._bind_stores.setdefault(src, HostStore(src))
-                mounts.append(
-                    {
-                        "Type": "bind",
-                        "Source": src,
-                        "Destination": dst,
-                        "Mode": mode,
-                        "RW": rw,
-                        "Propagation": "rprivate",
-                    }
-                )
-                stores.append((dst, store))
+                bind(src, dst, mode, rw)
             else:
-                vol = self._volume_for(src, created)
-                mounts.append(
-                    {
-                        "Type": "volume",
-                        "Name": vol.name,
-                        "Source": f"/var/lib/docker/volumes/{vol.name}/_data",
-                        "Destination": dst,
-                        "Driver": vol.driver,
-                        "Mode": mode,
-                        "RW": rw,
-                        "Propagation": "",
-                    }
-                )
-                stores.append((dst, vol.store))
+                volume(src, dst, mode, rw)
         for m in hc.get("Mounts") or []:
             kind = m.get("Type") or "volume"
             dst = m.get("Target") or ""
@@ -285,62 +272,16 @@ class ContainerAPI:
                     raise EngineError(
                         f'invalid mount config for type "bind": bind source path does not exist: {src}', 400
                     )
-                store = self._bind_stores.setdefault(src, HostStore(src))
-                mounts.append(
-                    {
-                        "Type": "bind",
-                        "Source": src,
-                        "Destination": dst,
-                        "Mode": "",
-                        "RW": rw,
-                        "Propagation": "rprivate",
-                    }
-                )
-                stores.append((dst, store))
+                bind(src, dst, "", rw)
             elif kind == "tmpfs":
-                mounts.append(
-                    {
-                        "Type": "tmpfs",
-                        "Source": "",
-                        "Destination": dst,
-                        "Mode": "",
-                        "RW": rw,
-                        "Propagation": "",
-                    }
-                )
+                mounts.append(_mount_record("tmpfs", "", dst, "", rw, ""))
                 stores.append((dst, FileStore()))
             else:
-                vol = self._volume_for(src, created)
-                mounts.append(
-                    {
-                        "Type": "volume",
-                        "Name": vol.name,
-                        "Source": f"/var/lib/docker/volumes/{vol.name}/_data",
-                        "Destination": dst,
-                        "Driver": vol.driver,
-                        "Mode": "z",
-                        "RW": rw,
-                        "Propagation": "",
-                    }
-                )
-                stores.append((dst, vol.store))
+                volume(src, dst, "z", rw)
         covered = {m["Destination"] for m in mounts}
         for dst in config.get("Volumes") or {}:
             if dst not in covered:
-                vol = self._volume_for(None, created, anonymous=True)
-                mounts.append(
-                    {
-                        "Type": "volume",
-                        "Name": vol.name,
-                        "Source": f"/var/lib/docker/volumes/{vol.name}/_data",
-                        "Destination": dst,
-                        "Driver": "local",
-                        "Mode": "",
-                        "RW": True,
-                        "Propagation": "",
-                    }
-                )
-                stores.append((dst, vol.store))
+                volume(None, dst, "", True, anonymous=True)
         for dst, store in stores:
             fs.mount(dst, store)
         return mounts, created
@@ -970,3 +911,15 @@ class ContainerAPI:
         except tarfile.TarError as e:
             raise EngineError(f"Error processing tar file: {e}", 500) from None
         self.bus.publish("container", "extract-to-dir", c.id, c.event_attributes())
+
+
+def _mount_record(kind: str, source: str, destination: str, mode: str, rw: bool, propagation: str) -> dict[str, Any]:
+    """One entry of inspect's ``Mounts``, as the engine reports it."""
+    return {
+        "Type": kind,
+        "Source": source,
+        "Destination": destination,
+        "Mode": mode,
+        "RW": rw,
+        "Propagation": propagation,
+    }
