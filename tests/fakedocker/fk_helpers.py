@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import tarfile
 import urllib.error
 import urllib.request
 from typing import Any
 
+from contract.helpers import make_tar  # noqa: F401 - one tar builder for both suites
+
 BUSYBOX = "local/busybox:test"
-
-
-def make_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def _get(url: str) -> tuple[int, dict[str, str], bytes] | OSError:
