@@ -335,6 +335,10 @@ class FakeDocker(ContainerAPI):
         await self._enter("inspect_image", ref=ref)
         return self.images.get(ref).inspect()
 
+    async def list_images(self, *, name: str | None = None, filters: dict[str, Any] | None = None) -> list[dict]:
+        await self._enter("list_images", name=name, filters=filters)
+        return self.images.listing(name, filters)
+
     async def tag_image(self, ref: str, repository: str, tag: str | None = None) -> None:
         await self._enter("tag_image", ref=ref, repository=repository, tag=tag)
         image = self.images.find(ref)

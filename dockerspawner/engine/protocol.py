@@ -181,6 +181,10 @@ class DockerEngine(Protocol):
         ``NotFound`` for an unknown repository or tag.
         """
 
+    async def list_images(self, *, name: str | None = None, filters: dict[str, Any] | None = None) -> list[dict]:
+        """The engine's image list (``Id``, ``RepoTags``, ``Labels``, ``Size``...);
+        ``name`` keeps images of that repository (``repo`` or ``repo:tag``)."""
+
     async def tag_image(self, ref: str, repository: str, tag: str | None = None) -> None: ...
 
     async def remove_image(self, ref: str, force: bool = False) -> None: ...
