@@ -869,6 +869,9 @@ class DockerSpawner(Spawner):
     async def _container_plan(self) -> ContainerPlan:
         ns = self.template_namespace()
         attempt = self._attempt
+        if "_current_attempt" not in self.__dict__:
+            # a hook called outside start() (a subclass's own start): evaluate now
+            attempt.mem_limit, attempt.cpu_limit = await self._evaluate_limits()
         extra_create = render_templates(await self._evaluate(self.extra_create_kwargs) or {}, ns, self.log.warning)
         extra_host = render_templates(await self._evaluate(self.extra_host_config) or {}, ns, self.log.warning)
         return ContainerPlan(
