@@ -300,6 +300,23 @@ class DockerSpawner(Spawner):
         non-zero. Off by default, as in dockerspawner 14, where such a failure was only logged.""",
     )
 
+    replace_changed_containers = Bool(
+        True,
+        config=True,
+        help="""Replace a stopped container whose image or spec (env, limits, volumes, ...)
+        no longer matches the config, instead of starting it again. With remove = False this
+        drops what users wrote outside volumes when the admin changes the config; set False
+        to start existing containers as they are, as dockerspawner 14 did.""",
+    )
+    refuse_unknown_user_options = Bool(
+        True,
+        config=True,
+        help="""Answer HTTP 400 to user_options keys this spawner does not use (only 'image',
+        plus the keys of a dict apply_user_options), unless the admin handles options
+        (options_from_form, a callable apply_user_options or a pre_spawn_hook). Set False
+        to ignore unknown keys silently, as dockerspawner 14 did.""",
+    )
+
     remove_orphans = Bool(
         False,
         config=True,
@@ -640,7 +657,7 @@ class DockerSpawner(Spawner):
         only they know the keys, so none are refused here.
         """
         apply = getattr(self, "apply_user_options", None)
-        if callable(apply) or self.pre_spawn_hook is not None:
+        if not self.refuse_unknown_user_options or callable(apply) or self.pre_spawn_hook is not None:
             return None
         if not self._form_is_ours():
             return None
@@ -1158,6 +1175,8 @@ class DockerSpawner(Spawner):
         view = ContainerView.of(obj)
         if self.remove:
             return "remove is set, so a leftover container is not reused"
+        if not self.replace_changed_containers:
+            return None
         info = self._attempt.image_info
         if info and view.image_id and view.image_id != info.get("Id"):
             return f"{self.image} now is {info.get('Id', '')[:19]}, the container has {view.image_id[:19]}"

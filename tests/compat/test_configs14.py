@@ -264,3 +264,33 @@ def test_version_is_the_installed_distributions():
     import dockerspawner
 
     assert dockerspawner.__version__ == version("dockerspawner")
+
+
+# -- switches back to 14's behaviour --------------------------------------------------------
+
+
+async def test_changed_spec_replaces_the_container_unless_switched_back(spawner_factory, engine):
+    first = spawner_factory(environment={"GENERATION": "1"})
+    await first.start()
+    old = first.object_id
+    await first.stop()
+    again = spawner_factory(environment={"GENERATION": "2"})
+    await again.start()
+    assert again.object_id != old  # replaced: the container runs with the new env
+    await again.stop()
+    kept = spawner_factory(environment={"GENERATION": "3"}, replace_changed_containers=False)
+    await kept.start()
+    assert kept.object_id == again.object_id  # 14: started as it is
+    await kept.stop()
+
+
+async def test_unknown_user_options_are_ignored_when_switched_back(spawner_factory):
+    strict = spawner_factory()
+    strict.user_options = {"colour": "blue"}
+    with pytest.raises(web.HTTPError) as info:
+        await strict.start()
+    assert info.value.status_code == 400 and "'colour'" in info.value.log_message
+    lenient = spawner_factory(name="bob", refuse_unknown_user_options=False)
+    lenient.user_options = {"colour": "blue"}
+    await lenient.start()
+    await lenient.stop()
