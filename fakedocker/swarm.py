@@ -19,7 +19,7 @@ import asyncio
 import copy
 import fnmatch
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from dockerspawner.engine.protocol import Conflict, EngineError, NotFound, classify_500
 
@@ -120,6 +120,15 @@ def task_spec(spec: dict[str, Any]) -> dict[str, Any]:
     tt = copy.deepcopy(spec.get("TaskTemplate") or {})
     tt.pop("Runtime", None)
     return tt
+
+
+Check = Callable[[Any, list[str]], bool]
+
+
+def _matching(items: Iterable[Any], filters: dict[str, Any] | None, checks: dict[str, Check]) -> list[Any]:
+    """The items that pass every filter the engine knows for them."""
+    wanted = normalize_filters(filters)
+    return [item for item in items if all(checks[k](item, vs) for k, vs in wanted.items() if k in checks)]
 
 
 def _replicas(spec: dict[str, Any]) -> int:
@@ -306,26 +315,15 @@ class Swarm:
     # -- nodes API ---------------------------------------------------------------------------
     def list_nodes(self, filters: dict[str, Any] | None) -> list[dict[str, Any]]:
         self._require_active()
-        wanted = normalize_filters(filters)
-        out = []
-        for node in self.nodes.values():
-            ok = True
-            for key, values in wanted.items():
-                if key == "id":
-                    ok = any(node.id.startswith(v) for v in values)
-                elif key == "name":
-                    ok = any(node.hostname.startswith(v) for v in values)
-                elif key == "role":
-                    ok = node.role in values
-                elif key == "membership":
-                    ok = "accepted" in values
-                elif key in ("label", "node.label"):
-                    ok = labels_match(node.labels if key == "node.label" else node.engine_labels, values)
-                if not ok:
-                    break
-            if ok:
-                out.append(node.render())
-        return out
+        checks: dict[str, Check] = {
+            "id": lambda n, vs: any(n.id.startswith(v) for v in vs),
+            "name": lambda n, vs: any(n.hostname.startswith(v) for v in vs),
+            "role": lambda n, vs: n.role in vs,
+            "membership": lambda n, vs: "accepted" in vs,
+            "node.label": lambda n, vs: labels_match(n.labels, vs),
+            "label": lambda n, vs: labels_match(n.engine_labels, vs),
+        }
+        return [n.render() for n in _matching(self.nodes.values(), filters, checks)]
 
     def inspect_node(self, ref: str) -> dict[str, Any]:
         self._require_active()
@@ -544,62 +542,36 @@ class Swarm:
 
     def list_services(self, filters: dict[str, Any] | None) -> list[dict[str, Any]]:
         self._require_active()
-        wanted = normalize_filters(filters)
-        out = []
-        for svc in self.services.values():
-            ok = True
-            for key, values in wanted.items():
-                if key == "id":
-                    ok = any(svc.id.startswith(v) for v in values)
-                elif key == "name":
-                    ok = any(svc.name.startswith(v) for v in values)
-                elif key == "label":
-                    ok = labels_match(svc.spec.get("Labels"), values)
-                elif key == "mode":
-                    mode = "global" if "Global" in (svc.spec.get("Mode") or {}) else "replicated"
-                    ok = mode in values
-                if not ok:
-                    break
-            if ok:
-                out.append(svc.render())
-        return out
+        checks: dict[str, Check] = {
+            "id": lambda svc, vs: any(svc.id.startswith(v) for v in vs),
+            "name": lambda svc, vs: any(svc.name.startswith(v) for v in vs),
+            "label": lambda svc, vs: labels_match(svc.spec.get("Labels"), vs),
+            "mode": lambda svc, vs: ("global" if "Global" in (svc.spec.get("Mode") or {}) else "replicated") in vs,
+        }
+        return [svc.render() for svc in _matching(self.services.values(), filters, checks)]
 
     def list_tasks(self, filters: dict[str, Any] | None) -> list[dict[str, Any]]:
         self._require_active()
-        wanted = normalize_filters(filters)
-        service_ids: set[str] | None = None
-        if "service" in wanted:
-            service_ids = set()
-            for ref in wanted["service"]:
-                svc = self.find(ref)
-                if svc is None:
-                    raise NotFound(f"service {ref} not found")
-                service_ids.add(svc.id)
-        out = []
-        for task in list(self.tasks.values()):
-            if service_ids is not None and task.service_id not in service_ids:
-                continue
+        service_ids = {self.get(ref).id for ref in normalize_filters(filters).get("service", [])}
+
+        def name(task: Task) -> str:
             svc = self.services.get(task.service_id)
-            name = f"{svc.name if svc else ''}.{task.slot}"
-            ok = True
-            for key, values in wanted.items():
-                if key == "desired-state":
-                    ok = task.desired in values
-                elif key == "id":
-                    ok = any(task.id.startswith(v) for v in values)
-                elif key == "name":
-                    ok = any(name.startswith(v) or f"{name}.{task.id}".startswith(v) for v in values)
-                elif key == "node":
-                    nodes = {self.manager.id if v == "self" else v for v in values}
-                    node = self.nodes.get(task.node_id)
-                    ok = task.node_id in nodes or (node is not None and node.hostname in nodes)
-                elif key == "label":
-                    ok = labels_match({}, values)
-                if not ok:
-                    break
-            if ok:
-                out.append(task.render())
-        return out
+            return f"{svc.name if svc else ''}.{task.slot}"
+
+        def on_node(task: Task, values: list[str]) -> bool:
+            wanted = {self.manager.id if v == "self" else v for v in values}
+            node = self.nodes.get(task.node_id)
+            return task.node_id in wanted or (node is not None and node.hostname in wanted)
+
+        checks: dict[str, Check] = {
+            "service": lambda t, vs: t.service_id in service_ids,
+            "desired-state": lambda t, vs: t.desired in vs,
+            "id": lambda t, vs: any(t.id.startswith(v) for v in vs),
+            "name": lambda t, vs: any(name(t).startswith(v) or f"{name(t)}.{t.id}".startswith(v) for v in vs),
+            "node": on_node,
+            "label": lambda t, vs: labels_match({}, vs),
+        }
+        return [t.render() for t in _matching(list(self.tasks.values()), filters, checks)]
 
     # -- the orchestrator --------------------------------------------------------------------
     def _poke(self) -> None:

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from dockerspawner.engine import Conflict, EngineError, NotFound
+from fakedocker import swarm_tasks
 
 from .helpers import HTTPD_BODY, HTTPD_CMD, eventually, http_get
 
@@ -169,22 +170,10 @@ async def test_tasks_filtered_by_service(swarm, new_service):
 # -- the task state machine, placement, restarts, nodes, endpoints ----------------------------
 # What the engine (20.10) reports, probed on the real single-node swarm.
 
-#: ``Status.Message`` of each state a task passes through; a task that ends
-#: failed or rejected keeps the message of the state it was in.
-MESSAGES = {
-    "new": "created",
-    "pending": "pending task scheduling",
-    "assigned": "scheduler assigned task to node",
-    "accepted": "accepted",
-    "preparing": "preparing",
-    "ready": "prepared",
-    "starting": "starting",
-    "running": "started",
-    "complete": "finished",
-    "shutdown": "shutdown",
-}
-ORDER = ["new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running",
-         "complete", "shutdown", "failed", "rejected", "remove", "orphaned"]
+#: The engine's ``Status.Message`` per state and its order of states, as the
+#: fake models them; these tests hold that table to the real engine.
+MESSAGES = swarm_tasks.MESSAGES
+ORDER = list(swarm_tasks.ORDER)
 HOST_PORT = {"Protocol": "tcp", "TargetPort": 8888, "PublishMode": "host"}
 
 

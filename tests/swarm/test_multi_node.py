@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from contract.helpers import eventually
+
 from .conftest import SWARM_LABELS, TEST_IMAGE, SwarmRig, run_script
 
 pytestmark = pytest.mark.real_engine
@@ -44,17 +46,6 @@ def spec(name: str, *, constraints: list[str], restart: dict | None = None) -> d
 
 def name(suffix: str) -> str:
     return f"sw-{uuid.uuid4().hex[:6]}-{suffix}"
-
-
-async def wait_for(fn, timeout: float, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not within {timeout}s; last: {last!r}")
 
 
 async def running_task(engine, sid: str) -> dict | None:
@@ -89,7 +80,7 @@ def published_port(task: dict) -> int:
 async def test_constraint_places_on_worker_reachable_by_host_port(swarm_rig: SwarmRig, manager, manager_api):
     t0 = time.monotonic()
     sid = await manager.create_service(spec(name("placed"), constraints=[f"node.hostname=={swarm_rig.worker_hostname}"]))
-    task = await wait_for(lambda: running_task(manager, sid), 30)
+    task = await eventually(lambda: running_task(manager, sid), 30)
     t_running = time.monotonic() - t0
     assert task["NodeID"] == swarm_rig.worker_node_id
     node = await asyncio.to_thread(manager_api.inspect_node, task["NodeID"])
@@ -113,7 +104,7 @@ async def test_no_node_satisfies_the_constraint(manager):
         return tasks[0] if tasks and tasks[0]["Status"].get("Err") else None
 
     t0 = time.monotonic()
-    task = await wait_for(explained, 10, 0.05)
+    task = await eventually(explained, 10, 0.05)
     assert task["Status"]["State"] == "pending"
     assert task["DesiredState"] == "running"
     assert "NodeID" not in task
@@ -131,7 +122,7 @@ async def test_worker_dockerd_killed(swarm_rig: SwarmRig, manager, manager_api):
             restart={"Condition": "any", "Delay": 10**9, "MaxAttempts": 0},
         )
     )
-    first = await wait_for(lambda: running_task(manager, sid), 30)
+    first = await eventually(lambda: running_task(manager, sid), 30)
     url = f"http://{swarm_rig.worker_addr}:{published_port(first)}/"
     assert (await get_until(url, 15))[0] == 200
 
@@ -162,7 +153,7 @@ async def test_worker_dockerd_killed(swarm_rig: SwarmRig, manager, manager_api):
             old = next(t for t in tasks if t["ID"] == first["ID"])
             return state == "down" and old["DesiredState"] == "shutdown" and len(tasks) > 1
 
-        await wait_for(replaced, 40, 0.1)
+        await eventually(replaced, 40, 0.1)
         t_down = time.monotonic() - t0
         state, tasks = await sample()
         old = next(t for t in tasks if t["ID"] == first["ID"])
@@ -170,7 +161,7 @@ async def test_worker_dockerd_killed(swarm_rig: SwarmRig, manager, manager_api):
         # the manager cannot know: the old task still says running (stale)
         assert old["Status"]["State"] == "running"
         assert new["Status"]["State"] == "pending" and new["DesiredState"] in ("running", "ready")
-        await wait_for(lambda: _has_err(manager, new["ID"]), 10)
+        await eventually(lambda: _has_err(manager, new["ID"]), 10)
         _, tasks = await sample()
         new = next(t for t in tasks if t["ID"] == new["ID"])
         assert new["Status"]["Err"] == (
@@ -186,7 +177,7 @@ async def test_worker_dockerd_killed(swarm_rig: SwarmRig, manager, manager_api):
         run_script("up")
         timeline.append(f"{time.monotonic() - t0:6.2f}s `up` repaired the worker in {time.monotonic() - t_repair:.2f}s")
     try:
-        task = await wait_for(lambda: _sampled_running(sample, first["ID"]), 40, 0.1)
+        task = await eventually(lambda: _sampled_running(sample, first["ID"]), 40, 0.1)
         assert task["NodeID"] == swarm_rig.worker_node_id
         _, tasks = await sample()
         old = next(t for t in tasks if t["ID"] == first["ID"])
