@@ -2,9 +2,9 @@
 
 The swarm is two extra dockerds (a manager and a worker), each in its own
 network namespace; the system engine and its swarm are never touched. When
-``SWARM_MANAGER_HOST`` names a swarm that is already up (``eval "$(.ci/multi-
-node-swarm up)"``), the tests use it and leave it up; otherwise the session
-brings one up itself and takes it down at the end. Servers are reached only
+one is already up (``.ci/multi-node-swarm up`` was run), the tests use it and
+leave it up; otherwise the session brings one up itself and takes it down at
+the end. Servers are reached only
 through host-mode published ports on the node addresses, never by task IP
 (overlay addresses are not routed here: that traffic would leave the machine).
 """
@@ -86,11 +86,17 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def swarm_rig() -> Iterator[SwarmRig]:
     """The multi-node swarm; brought up (and down afterwards) unless already up."""
-    if os.environ.get("SWARM_MANAGER_HOST"):
-        yield SwarmRig.from_exports(run_script("env", timeout=60), 0.0, owned=False)
-        return
     if os.geteuid() != 0:
         _unavailable("the multi-node swarm needs root (network namespaces, dockerd)")
+    try:  # already up (someone ran `up`): use it, leave it up
+        existing: SwarmRig | None = SwarmRig.from_exports(run_script("env", timeout=60), 0.0, owned=False)
+    except RuntimeError:
+        if os.environ.get("SWARM_MANAGER_HOST"):
+            raise
+        existing = None
+    if existing is not None:
+        yield existing
+        return
     t0 = time.monotonic()
     try:
         exports = run_script("up")
