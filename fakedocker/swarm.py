@@ -698,10 +698,13 @@ class Swarm:
             self._restart(svc, task, failed=True)
             return
         code = await self.engine._wait_exit(task.container_id)
-        task.pid, task.exit_code = 0, code
-        if task.stale:
+        if task.stale:  # the manager hears of it only once the node is back
+            while self.nodes.get(task.node_id) is not None and self.nodes[task.node_id].state != "ready":
+                await self._wait_change(1.0)
+            task.pid, task.exit_code = 0, code
             self._end(task, "failed", f"task: non-zero exit ({code})")
             return
+        task.pid, task.exit_code = 0, code
         if task.desired not in ("running", "ready"):
             if not task.ended:
                 task.set_state("shutdown")

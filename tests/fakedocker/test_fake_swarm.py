@@ -10,8 +10,11 @@ import time
 
 import pytest
 from fk_helpers import BUSYBOX
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dockerspawner.engine import NotFound
+from fakedocker.swarm_nodes import Demand, new_node, parse_constraints, schedule
 
 HTTPD = ["httpd", "-f", "-p", "8888", "-h", "/var/www"]
 
@@ -232,3 +235,58 @@ async def test_without_a_restart_policy_a_replacement_waits_five_seconds(fake):
     await until(task_in(fake, sid, "ready", DesiredState="ready"))
     await asyncio.sleep(0.3)
     assert await task_in(fake, sid, "ready", DesiredState="ready")()
+
+
+async def test_a_server_that_exits_on_a_down_node_is_reported_when_the_node_is_back(fake):
+    worker = fake.swarm.add_node("wk1")
+    sid = await fake.create_service(spec("svc", Placement={"Constraints": ["node.role==worker"]}))
+    task = await until(task_in(fake, sid, "running"))
+    fake.swarm.node_down(worker.id)
+    fake.exit_container(task["Status"]["ContainerStatus"]["ContainerID"], 5)
+    await asyncio.sleep(0.05)
+    (stale,) = await fake.list_tasks(filters={"service": sid})
+    assert stale["Status"]["State"] == "running"
+    fake.swarm.node_up(worker.id)
+    failed = await until(task_in(fake, sid, "failed"))
+    assert failed["Status"]["Err"] == "task: non-zero exit (5)"
+
+
+def _node(role: str, zone: str | None, availability: str, state: str, memory: int):
+    node = new_node(f"n-{zone}", role=role, labels={"zone": zone} if zone else {}, availability=availability,
+                    memory_bytes=memory)
+    node.state = state
+    return node
+
+
+NODES = st.builds(
+    _node,
+    st.sampled_from(["manager", "worker"]),
+    st.sampled_from(["a", "b", None]),
+    st.sampled_from(["active", "pause", "drain"]),
+    st.sampled_from(["ready", "down"]),
+    st.sampled_from([1 << 20, 1 << 30]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(NODES, min_size=1, max_size=6),
+    st.lists(st.sampled_from(["node.labels.zone==a", "node.role==worker", "node.labels.zone!=b"]), max_size=2),
+    st.sampled_from([0, 1 << 25]),
+)
+def test_the_scheduler_picks_a_node_that_fits_or_accounts_for_every_node(nodes, constraints, memory):
+    demand = Demand(parse_constraints(constraints), memory_bytes=memory)
+
+    def fits(n) -> bool:
+        return (n.state == "ready" and n.availability == "active" and n.memory_bytes >= memory
+                and all(c.matches(n) for c in demand.constraints))
+
+    node, why = schedule(nodes, demand, {})
+    if node is not None:
+        assert why == "" and fits(node)
+        return
+    assert not any(fits(n) for n in nodes)
+    assert why.startswith("no suitable node (") and why.endswith(")")
+    counts = [int(part.split(" node")[0].split()[-1]) for part in why[len("no suitable node ("):-1].split("; ")]
+    assert sum(counts) == len(nodes)
+    assert counts == sorted(counts, reverse=True)
