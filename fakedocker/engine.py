@@ -583,6 +583,14 @@ class FakeDocker(ContainerAPI):
         await self._enter("list_tasks", filters=copy.deepcopy(filters))
         return self.swarm.list_tasks(filters)
 
+    async def list_nodes(self, filters: dict[str, Any] | None = None) -> list[dict]:
+        await self._enter("list_nodes", filters=copy.deepcopy(filters))
+        return self.swarm.list_nodes(filters)
+
+    async def inspect_node(self, ref: str) -> dict:
+        await self._enter("inspect_node", ref=ref)
+        return self.swarm.inspect_node(ref)
+
     async def _swarm_prepare_image(self, ref: str) -> str | None:
         """None when the task image is present (pulling it from the fake
         registry if needed), else the task's ``Err``."""
@@ -613,7 +621,7 @@ class FakeDocker(ContainerAPI):
         task_name = f"{svc.name}.{task.slot}.{task.id}"
         labels.update(
             {
-                "com.docker.swarm.node.id": self.swarm.node_id,
+                "com.docker.swarm.node.id": task.node_id or self.swarm.node_id,
                 "com.docker.swarm.service.id": svc.id,
                 "com.docker.swarm.service.name": svc.name,
                 "com.docker.swarm.task": "",
@@ -660,7 +668,7 @@ class FakeDocker(ContainerAPI):
         await self._start(c)
         task.ports = []
         for key, bindings in c.ports.items():
-            for b in (bindings or [])[:1]:
+            for b in bindings or []:
                 port, _, proto = key.partition("/")
                 task.ports.append(
                     {
