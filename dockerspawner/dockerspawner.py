@@ -890,6 +890,7 @@ class DockerSpawner(Spawner):
             # a hook called outside start() (a subclass's own start): evaluate now
             attempt.mem_limit, attempt.cpu_limit = await self._evaluate_limits()
         extra_create = render_templates(await self._evaluate(self.extra_create_kwargs) or {}, ns, self.log.warning)
+        extra_create = {**self._default_create_kwargs(), **extra_create}
         extra_host = render_templates(await self._evaluate(self.extra_host_config) or {}, ns, self.log.warning)
         return ContainerPlan(
             name=self.object_name,
@@ -910,6 +911,10 @@ class DockerSpawner(Spawner):
             extra_create_kwargs=extra_create,
             extra_host_config=extra_host,
         )
+
+    def _default_create_kwargs(self) -> dict[str, Any]:
+        """create_container keywords this class sets unless extra_create_kwargs does."""
+        return {}
 
     async def _evaluate(self, value: Any) -> Any:
         if callable(value):
