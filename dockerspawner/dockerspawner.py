@@ -8,46 +8,31 @@ state). Engine access goes through the protocol only; specs come from
 from __future__ import annotations
 
 import asyncio
-import html
-import inspect
-import io
 import math
 import os
 import sys
-import tarfile
 import time
-import warnings
 import weakref
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlparse
 
-import jupyterhub
 from jupyterhub.spawner import Spawner
-from jupyterhub.traitlets import ByteSpecification, Callable as CallableTrait
+from jupyterhub.traitlets import Callable as CallableTrait
 from tornado import web
-from traitlets import (
-    Any as AnyTrait,
-    Bool,
-    CaselessStrEnum,
-    Dict,
-    Float,
-    Int,
-    List,
-    TraitType,
-    Unicode,
-    Union,
-    default,
-    observe,
-    validate,
-)
+from traitlets import Any as AnyTrait, Bool, Dict, List, Unicode, Union, default, observe, validate
 
 from . import exits, naming, orphans
 from ._version import __version__  # noqa: F401 - dockerspawner.dockerspawner.__version__ as in 14
 from .attempt import StartAttempt
+from .certs import CERTS_DIR, InternalSSL
+from .deprecations import Deprecations
 from .engine import Conflict, DockerEngine, EngineError, EngineUnavailable, NotFound
 from .engine.apiclient import APIClientCalls
 from .engine.connect import shared_engine
-from .progress import PHASES, ProgressLog, PullProgress, pull_message
+from .errors import SpawnError, _clip, _maybe_await, _short
+from .images import ImageChoice
+from .limits import CallableLimits
+from .progress import PHASES, ProgressLog
 from .specs import (
     ContainerPlan,
     check_confined,
@@ -59,84 +44,31 @@ from .specs import (
 )
 from .views import ContainerView
 
-_hub_version = ".".join(jupyterhub.__version__.split(".")[:2])
-
-#: Where ``move_certs`` puts a server's internal-SSL certificates in its container.
-CERTS_DIR = "/etc/jupyterhub/internal-ssl"
-
-
-class SpawnError(web.HTTPError):
-    """A spawn failure with a short message for the user (``jupyterhub_message``,
-    which JupyterHub shows on the spawn page and in API errors) and the full
-    story with the fix for the admin log (``str(e)``).
-
-    An HTTPError, so that JupyterHub logs it as one line rather than as an
-    unexpected exception with a traceback.
-    """
-
-    def __init__(self, user_message: str, detail: str | None = None):
-        super().__init__(500, (detail or user_message).replace("%", "%%"))
-        self.jupyterhub_message = user_message
-        self.detail = detail or user_message
-
-    def __str__(self) -> str:
-        return self.detail
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-#: JupyterHub >= 5.3 makes options_from_form a configurable trait; before, a method.
-_OPTIONS_FROM_FORM_IS_TRAIT = isinstance(Spawner.__dict__.get("options_from_form"), TraitType)
-
-
-def _image_options_from_form(formdata: dict) -> dict:
-    """The form's ``image`` field -> ``{"image": ...}``; nothing else is taken."""
-    image = formdata.get("image")
-    if isinstance(image, list):
-        image = image[0] if image else None
-    return {"image": image} if image else {}
-
-
-def _short(text: str, limit: int = 300) -> str:
-    """One line of an engine message, for users."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _clip(text: Any, limit: int = 80) -> str:
-    """A bounded repr of user input for messages (never echo a megabyte back)."""
-    shown = repr(text)
-    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+__all__ = ["CERTS_DIR", "DockerSpawner", "SpawnError"]
 
 
 def _default_format_volume_name(template: str, spawner: "DockerSpawner") -> str:
     return template.format(**spawner.template_namespace())
 
 
-def _deprecated_method(old_name: str, new_name: str, version: str) -> Callable:
-    """A renamed method under its old name, warning once per call site."""
+class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spawner):
+    """A spawner for JupyterHub that runs each server in a Docker container.
 
-    def deprecated(self: Any, *args: Any, **kwargs: Any) -> Any:
-        warnings.warn(
-            f"{type(self).__name__}.{old_name} is deprecated in DockerSpawner {version}."
-            f" Please use {type(self).__name__}.{new_name} instead.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(self, new_name)(*args, **kwargs)
-
-    deprecated.__name__ = old_name
-    return deprecated
-
-
-class DockerSpawner(Spawner):
-    """A spawner for JupyterHub that runs each server in a Docker container."""
+    The traits and hooks of one concern each live in a mixin (image choice,
+    callable limits, internal SSL, deprecated names); this class holds the
+    object hooks and the lifecycle that goes through them.
+    """
 
     object_type = "container"
+
+    cmd = Union(
+        [Unicode(), List(Unicode())],
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="""The command to run in the container, e.g. ['jupyterhub-singleuser'].
+        None (the default): the image's own Cmd.""",
+    )
 
     # -- engine ---------------------------------------------------------------
     engine = Union(
@@ -155,36 +87,6 @@ class DockerSpawner(Spawner):
     tls_config = Dict(config=True, help="Arguments for docker.tls.TLSConfig (e.g. client_cert, ca_cert).")
     use_docker_client_env = Bool(
         True, config=True, help="Honour DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH."
-    )
-
-    # -- image ----------------------------------------------------------------
-    image = Unicode(
-        f"quay.io/jupyterhub/singleuser:{_hub_version}",
-        config=True,
-        help="The image to use for single-user servers (must run jupyterhub-singleuser).",
-    )
-    cmd = Union(
-        [Unicode(), List(Unicode())],
-        default_value=None,
-        allow_none=True,
-        config=True,
-        help="The command to run in the container. None: the image's own Cmd.",
-    )
-    allowed_images = Union(
-        [Unicode(), List(Unicode()), Dict(), CallableTrait()],
-        default_value=[],
-        config=True,
-        help="""Images users may choose through user_options['image'] or the form.
-        A list, a dict of display name to image, "*" for any image, or a callable
-        taking the spawner and returning one of those (may be async). Empty: users
-        may not choose an image.""",
-    )
-    pull_policy = CaselessStrEnum(
-        ["always", "ifnotpresent", "never", "skip"],
-        default_value="ifnotpresent",
-        config=True,
-        help="""When to pull the image: 'ifnotpresent' (default), 'always', 'never' (fail if
-        missing) or 'skip' (do not check; the engine fails at create if missing).""",
     )
 
     # -- names ----------------------------------------------------------------
@@ -206,6 +108,11 @@ class DockerSpawner(Spawner):
         'legacy' (dockerspawner < 12), 'safe' (readable DNS labels, for new deployments)
         or a callable str -> str.""",
     )
+
+    @validate("escape")
+    def _validate_escape(self, proposal: dict) -> Any:
+        naming.resolve_escape(proposal["value"])  # a typo fails at config time, naming the choices
+        return proposal["value"]
 
     # -- volumes and networking ----------------------------------------------
     volumes = Dict(
@@ -257,20 +164,6 @@ class DockerSpawner(Spawner):
         return "0.0.0.0"
 
     # -- limits and extras -----------------------------------------------------
-    mem_limit = Union(
-        [CallableTrait(), ByteSpecification()],
-        default_value=None,
-        allow_none=True,
-        config=True,
-        help="Memory limit (e.g. '2G'), or a callable (spawner) -> limit evaluated at every start.",
-    )
-    cpu_limit = Union(
-        [CallableTrait(), Float()],
-        default_value=None,
-        allow_none=True,
-        config=True,
-        help="CPU limit in cores, or a callable (spawner) -> limit evaluated at every start.",
-    )
     extra_create_kwargs = Union(
         [CallableTrait(), Dict()],
         default_value={},
@@ -308,15 +201,6 @@ class DockerSpawner(Spawner):
         drops what users wrote outside volumes when the admin changes the config; set False
         to start existing containers as they are, as dockerspawner 14 did.""",
     )
-    refuse_unknown_user_options = Bool(
-        True,
-        config=True,
-        help="""Answer HTTP 400 to user_options keys this spawner does not use (only 'image',
-        plus the keys of a dict apply_user_options), unless the admin handles options
-        (options_from_form, a callable apply_user_options or a pre_spawn_hook). Set False
-        to ignore unknown keys silently, as dockerspawner 14 did.""",
-    )
-
     remove_orphans = Bool(
         False,
         config=True,
@@ -365,111 +249,6 @@ class DockerSpawner(Spawner):
     @default("env_keep")
     def _default_env_keep(self) -> list[str]:
         return []
-
-    # -- deprecated names --------------------------------------------------------
-    container_image = Unicode(config=True, help="Deprecated since 0.9: use DockerSpawner.image.")
-    container_port = Int(config=True, help="Deprecated since 0.9: use DockerSpawner.port.")
-    container_ip = Unicode(config=True, help="Deprecated since 0.9: use DockerSpawner.host_ip.")
-    container_prefix = Unicode(config=True, help="Deprecated since 0.10: use DockerSpawner.prefix.")
-    container_name_template = Unicode(config=True, help="Deprecated since 0.10: use DockerSpawner.name_template.")
-    remove_containers = Bool(config=True, help="Deprecated since 0.10: use DockerSpawner.remove.")
-    image_whitelist = Union(
-        [Unicode(), List(Unicode()), Dict(), CallableTrait()],
-        config=True,
-        help="Deprecated since 12.0: use DockerSpawner.allowed_images.",
-    )
-    tls = tls_verify = tls_ca = tls_cert = tls_key = tls_assert_hostname = AnyTrait(
-        config=True,
-        help="Deprecated and ignored: set every TLS option in the DockerSpawner.tls_config dict.",
-    )
-    hub_ip_connect = Unicode(
-        config=True,
-        help="Deprecated since JupyterHub 0.8 and ignored: set JupyterHub.hub_connect_ip instead.",
-    )
-
-    #: old name -> (new name, the dockerspawner version that renamed it)
-    _deprecated_aliases = {
-        "container_ip": ("host_ip", "0.9.*"),
-        "container_port": ("port", "0.9.*"),
-        "container_image": ("image", "0.9.*"),
-        "container_prefix": ("prefix", "0.10.0"),
-        "container_name_template": ("name_template", "0.10.0*"),
-        "remove_containers": ("remove", "0.10.0"),
-        "image_whitelist": ("allowed_images", "12.0"),
-    }
-    _warned: set = set()
-
-    def _warn_once(self, key: str, message: str, *args: Any) -> None:
-        """Deprecation warnings once per class, not once per user's spawner."""
-        key = f"{type(self).__name__}.{key}"
-        if key in DockerSpawner._warned:
-            return
-        DockerSpawner._warned.add(key)
-        self.log.warning(message, *args)
-
-    @observe(*_deprecated_aliases)
-    def _deprecated_alias_changed(self, change: dict) -> None:
-        old, (new, version) = change["name"], self._deprecated_aliases[change["name"]]
-        if getattr(self, new) == change["new"]:
-            return  # the same value under both names: nothing to warn about
-        cls = type(self).__name__
-        self._warn_once(old, "%s.%s is deprecated in DockerSpawner %s, use %s.%s instead", cls, old, version, cls, new)
-        setattr(self, new, change["new"])
-
-    @observe("tls", "tls_verify", "tls_ca", "tls_cert", "tls_key", "tls_assert_hostname")
-    def _tls_changed(self, change: dict) -> None:
-        self._warn_once(
-            change["name"], "%s config ignored, use %s.tls_config dict to set full TLS configuration.",
-            change["name"], type(self).__name__,
-        )
-
-    @observe("hub_ip_connect")
-    def _hub_ip_connect_changed(self, change: dict) -> None:
-        self._warn_once(
-            "hub_ip_connect",
-            "Ignoring %s.hub_ip_connect=%r, deprecated since JupyterHub 0.8; use c.JupyterHub.hub_connect_ip instead.",
-            type(self).__name__, change["new"],
-        )
-
-    @validate("escape")
-    def _validate_escape(self, proposal: dict) -> Any:
-        naming.resolve_escape(proposal["value"])  # a typo fails at config time, naming the choices
-        return proposal["value"]
-
-    # -- limits evaluated per start ------------------------------------------------
-    @validate("mem_limit", "cpu_limit")
-    def _remember_limit_source(self, proposal: dict) -> Any:
-        """A callable limit is kept aside, so that the trait can show the number it
-        gave at the last start (as 14 did) and still be evaluated again next time."""
-        name, value = proposal["trait"].name, proposal["value"]
-        sources = self.__dict__.setdefault("_limit_sources", {})
-        if callable(value):
-            sources[name] = value
-        elif not self.__dict__.get("_setting_limits"):
-            sources.pop(name, None)  # an admin's or hook's own number wins
-        return value
-
-    async def _evaluate_limits(self) -> tuple[int | None, float | None]:
-        sources = self.__dict__.get("_limit_sources", {})
-        values = {}
-        for name in ("mem_limit", "cpu_limit"):
-            value = sources.get(name, getattr(self, name))
-            if callable(value):
-                value = await _maybe_await(value(self))
-            values[name] = value
-        self.__dict__["_setting_limits"] = True
-        try:
-            for name, value in values.items():
-                setattr(self, name, value)  # validated: "2G" -> bytes
-        finally:
-            self.__dict__["_setting_limits"] = False
-        mem, cpu = self.mem_limit, self.cpu_limit
-        return (None if callable(mem) else mem), (None if callable(cpu) else cpu)
-
-    async def run_pre_spawn_hook(self) -> Any:
-        # hooks read spawner.mem_limit as a number, as with 14
-        await self._evaluate_limits()
-        return await _maybe_await(super().run_pre_spawn_hook())
 
     # -- state -------------------------------------------------------------------
     object_id = Unicode("", allow_none=True)
@@ -632,177 +411,6 @@ class DockerSpawner(Spawner):
     def _attempt(self) -> StartAttempt:
         """The start in progress (a fresh one outside start(), for hooks called directly)."""
         return self.__dict__.get("_current_attempt") or StartAttempt(image=self.image)
-
-    # -- images ------------------------------------------------------------------------
-    def _get_allowed_images(self) -> dict[str, str] | str | Awaitable:
-        """``allowed_images`` as ``"*"`` or a dict of display name -> image (14's helper).
-
-        A callable is called; if it is async its awaitable is returned as is.
-        """
-        allowed = self.allowed_images
-        if callable(allowed):
-            allowed = allowed(self)
-            if inspect.isawaitable(allowed):
-                return allowed
-        return _normalise_allowed(allowed)
-
-    async def _allowed_images(self) -> dict[str, str] | str:
-        return _normalise_allowed(await _maybe_await(self._get_allowed_images()))
-
-    def _known_user_options(self) -> set[str] | None:
-        """The user_options keys this hub understands, or None for "any".
-
-        When the admin handles options themselves (their own options_from_form,
-        a callable apply_user_options, or a pre_spawn_hook that may read them),
-        only they know the keys, so none are refused here.
-        """
-        apply = getattr(self, "apply_user_options", None)
-        if not self.refuse_unknown_user_options or callable(apply) or self.pre_spawn_hook is not None:
-            return None
-        if not self._form_is_ours():
-            return None
-        known = {"image"}
-        if isinstance(apply, dict):
-            known.update(apply)
-        return known
-
-    def _validate_user_options(self) -> None:
-        """Refuse user_options this spawner does not understand (HTTP 400), for the
-        form, the REST API and admin-started servers alike."""
-        options = self.user_options or {}
-        if not isinstance(options, dict):
-            raise web.HTTPError(400, "user_options must be a JSON object")
-        known = self._known_user_options()
-        if known is not None:
-            unknown = sorted(set(options) - known)
-            if unknown:
-                shown = ", ".join(_clip(k, 40) for k in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-                raise web.HTTPError(400, f"unknown user_options {shown}; accepted: {', '.join(sorted(known))}")
-        image = options.get("image")
-        if image is not None and not isinstance(image, str):
-            raise web.HTTPError(400, f"user_options 'image' must be a string, not {type(image).__name__}")
-        if isinstance(image, str) and len(image) > 512:
-            raise web.HTTPError(400, f"user_options 'image' is {len(image)} characters long; an image name has at most 512")
-
-    async def check_allowed(self, image: str) -> str:
-        """The image to run for a user's choice ``image`` (HTTP 400 if not allowed)."""
-        allowed = await self._allowed_images()
-        if allowed == "*":
-            resolved = image
-        elif image in allowed:
-            resolved = allowed[image]
-        elif image in allowed.values():
-            resolved = image
-        elif not allowed:
-            raise web.HTTPError(
-                400, "choosing an image is not allowed on this hub (DockerSpawner.allowed_images is empty)"
-            )
-        else:
-            raise web.HTTPError(
-                400, f"Image {_clip(image)} is not allowed; choose one of: {', '.join(sorted(allowed))}"
-            )
-        _check_reference(resolved, "chosen")
-        return resolved
-
-    check_image_whitelist = _deprecated_method("check_image_whitelist", "check_allowed", "12.0")
-
-    async def _resolve_image(self) -> str:
-        """Which image this start runs; also sets ``self.image`` to it, as 14 did.
-
-        Unlike 14, a choice does not stick: a later start without one runs the
-        configured image again (unless a hook changed ``image`` meanwhile).
-        """
-        chosen = self.__dict__.get("_chosen_image")
-        if chosen is not None and self.image == chosen:
-            self.image = self.__dict__["_configured_image"]
-        self.__dict__["_configured_image"] = self.image
-        self._validate_user_options()
-        requested = (self.user_options or {}).get("image")
-        image = await self.check_allowed(requested) if requested else self.image
-        _check_reference(image, "configured")
-        if image != self.image:
-            self.image = image
-            self.__dict__["_chosen_image"] = image
-        return image
-
-    @default("options_form")
-    def _default_options_form(self) -> str | Callable:
-        """14's form: a <select> when there is more than one image to choose from.
-
-        With a callable ``allowed_images`` the form is rendered each time it is
-        shown (so an async callable works); otherwise it is a plain string.
-        """
-        if callable(self.allowed_images):
-            return DockerSpawner._render_options_form
-        return _options_form_html(_normalise_allowed(self.allowed_images), self.image)
-
-    async def _render_options_form(self) -> str:
-        return _options_form_html(await self._allowed_images(), self.image)
-
-    if _OPTIONS_FROM_FORM_IS_TRAIT:
-
-        @default("options_from_form")
-        def _default_options_from_form(self) -> Callable:
-            return _image_options_from_form
-
-    else:
-
-        def options_from_form(self, formdata: dict) -> dict:
-            return _image_options_from_form(formdata)
-
-    def _form_is_ours(self) -> bool:
-        handler = self.options_from_form
-        return getattr(handler, "__func__", handler) in (_image_options_from_form, DockerSpawner.__dict__.get("options_from_form"))
-
-    async def pull_image(self, image: str) -> None:
-        """Make ``image`` present according to ``pull_policy``, with progress."""
-        attempt = self._attempt
-        engine = self.docker_engine
-        policy = self.pull_policy.lower()
-        if policy == "skip":
-            attempt.image_info = None
-            return
-        if policy != "always":
-            try:
-                attempt.image_info = await engine.inspect_image(image)
-                return
-            except NotFound:
-                if policy == "never":
-                    raise SpawnError(
-                        f"Image {image} is not on the server and pulling is disabled.",
-                        f"image {image} not present and {type(self).__name__}.pull_policy is 'never':"
-                        " pull it on the engine or change pull_policy",
-                    ) from None
-        await self._pull(image)
-        attempt.image_info = await engine.inspect_image(image)
-
-    async def _pull(self, image: str) -> None:
-        self.log.info("Pulling image %s for %s", image, self._log_name)
-        self._enter("pull", f"Pulling image {image}")
-        tracker = PullProgress()
-        shown = -1
-        try:
-            async for event in self.docker_engine.pull_image(image):
-                if event.status == "complete":
-                    self.log.info("Pulled %s (%s) for %s", image, event.image_id, self._log_name)
-                    continue
-                tracker.update(event)
-                if tracker.percent != shown:
-                    shown = tracker.percent
-                    self._progress.emit(*pull_message(image, shown))
-        except NotFound as e:
-            raise SpawnError(
-                f"Image {image} was not found.",
-                f"pull of {image} for {self._log_name} failed: {e.explanation};"
-                " check DockerSpawner.image / allowed_images and that the registry has this tag",
-            ) from None
-        except EngineUnavailable:
-            raise
-        except EngineError as e:
-            raise SpawnError(
-                f"Pulling image {image} failed: {_short(e.explanation)}",
-                f"pull of {image} for {self._log_name} failed: {e}",
-            ) from None
 
     # -- env, command, volumes ---------------------------------------------------------
     def get_env(self) -> dict:
@@ -1448,85 +1056,6 @@ class DockerSpawner(Spawner):
             return await watcher.reap(view)
         return view.exit_status()
 
-    # -- internal SSL ------------------------------------------------------------------------
-    move_certs_image = Unicode(
-        "",
-        config=True,
-        help="""The image of the helper container that stages internal-SSL certificates
-        into the certs volume. Empty (the default) uses the server's own image, which is
-        present already; the helper is never started, so any image works.""",
-    )
-    certs_volume_name = Unicode(
-        config=True,
-        help="""Name of the volume holding a server's internal-SSL certificates, a template
-        like the names in DockerSpawner.volumes (e.g. '{prefix}ssl-{username}').""",
-    )
-
-    @default("certs_volume_name")
-    def _default_certs_volume_name(self) -> str:
-        # 14's name for default servers; named servers get their own
-        return "{prefix}ssl-{username}" + ("--{servername}" if self.name else "")
-
-    async def move_certs(self, paths: dict) -> dict:
-        """Copy this server's internal-SSL certificates into a per-server volume.
-
-        A helper container (never started) receives the files through
-        put_archive, so no host path has to be shared with the engine.
-        """
-        engine = self.docker_engine
-        image = self.move_certs_image or await self._resolve_image()
-        self.__dict__["_current_attempt"] = self.__dict__.get("_current_attempt") or StartAttempt(image=image)
-        try:
-            await self.pull_image(image)
-        finally:
-            self.__dict__.pop("_current_attempt", None)
-        volume = self.format_volume_name(self.certs_volume_name, self)
-        await engine.create_volume(volume, labels=self._owner_labels())
-        self.__dict__["_certs_volume"] = volume
-        self.__dict__["_certs_fresh"] = volume
-        try:
-            await self._fill_certs_volume(volume, image, paths)
-        except BaseException:
-            await asyncio.shield(self._remove_certs_volume())
-            raise
-        return {key: f"{CERTS_DIR}/{os.path.basename(path)}" for key, path in paths.items()}
-
-    async def _fill_certs_volume(self, volume: str, image: str, paths: dict) -> None:
-        engine = self.docker_engine
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            for key, path in paths.items():
-                info = tar.gettarinfo(path, arcname=os.path.basename(path))
-                info.uid = info.gid = 0
-                info.uname = info.gname = "root"
-                info.mode = 0o644
-                with open(path, "rb") as f:
-                    tar.addfile(info, f)
-        helper = await engine.create_container(
-            {
-                "name": f"{volume}-helper",
-                "image": image,
-                "command": ["true"],
-                "labels": self._owner_labels(),
-                "host_config": {"binds": {volume: {"bind": CERTS_DIR, "mode": "rw"}}},
-            }
-        )
-        try:
-            await engine.put_archive(helper, CERTS_DIR, archive.getvalue())
-        finally:
-            await asyncio.shield(self._remove_container(helper))
-
-    async def _remove_certs_volume(self) -> None:
-        volume = self.__dict__.get("_certs_volume")
-        if not volume:
-            return
-        try:
-            await self.docker_engine.remove_volume(volume)
-        except NotFound:
-            pass
-        self.__dict__["_certs_volume"] = None
-
-
 _api_calls: "weakref.WeakKeyDictionary[DockerEngine, APIClientCalls]" = weakref.WeakKeyDictionary()
 
 
@@ -1537,36 +1066,3 @@ def _loop_running() -> bool:
         return False
     return True
 
-
-def _normalise_allowed(allowed: Any) -> dict[str, str] | str:
-    if allowed == "*" or allowed == ["*"]:
-        return "*"
-    if isinstance(allowed, str):
-        return {allowed: allowed} if allowed else {}
-    if isinstance(allowed, dict):
-        return dict(allowed)
-    return {image: image for image in allowed or []}
-
-
-def _options_form_html(allowed: dict[str, str] | str, current: str) -> str:
-    """A <select> of the allowed images; none when there is nothing to choose."""
-    if allowed == "*" or len(allowed) <= 1:
-        return ""
-    options = "".join(
-        f'<option value="{html.escape(key)}"{" selected" if current in (key, image) else ""}>'
-        f"{html.escape(key)}</option>"
-        for key, image in allowed.items()
-    )
-    return (
-        '<label for="image">Select an image:</label>\n'
-        f'<select class="form-control" name="image" id="image" required autofocus>\n{options}\n</select>'
-    )
-
-
-def _check_reference(image: str, which: str) -> None:
-    if not naming.valid_image_reference(image):
-        raise web.HTTPError(
-            400,
-            f"{_clip(image)} is not a valid image name (the {which} image); use a reference such as"
-            " 'quay.io/jupyterhub/singleuser:5.4' (lower-case repository, no spaces or '..')",
-        )

@@ -18,21 +18,21 @@ import pytest
 from dockerspawner import DockerSpawner
 from dockerspawner.engine.connect import forget_engines
 
-from conftest import RUN_ID, TEST_LABELS
 from contract.helpers import HTTPD_CMD
 
 _prefixes = itertools.count(1)
 
 
 @pytest.fixture
-async def spawner_factory(engine: Any, test_image: str) -> Iterator[Callable[..., Any]]:
+async def spawner_factory(engine: Any, test_image: str, test_labels: dict) -> Iterator[Callable[..., Any]]:
     from jupyterhub import orm
     from jupyterhub.objects import Hub
     from jupyterhub.user import User
 
     db = orm.new_session_factory("sqlite:///:memory:")()
     users: dict[str, User] = {}
-    prefix = f"compat{RUN_ID}n{next(_prefixes)}"
+    run = test_labels["org.jupyterhub.test.run"]
+    prefix = f"compat{run}n{next(_prefixes)}"
     made: list[Any] = []
 
     def make(cls: type = DockerSpawner, name: str = "alice", server: str = "", **traits: Any) -> Any:
@@ -51,7 +51,7 @@ async def spawner_factory(engine: Any, test_image: str) -> Iterator[Callable[...
         traits.setdefault("prefix", prefix)
         traits.setdefault("start_timeout", 30)
         traits.setdefault("http_timeout", 15)
-        traits.setdefault("extra_create_kwargs", {"labels": dict(TEST_LABELS)})
+        traits.setdefault("extra_create_kwargs", {"labels": dict(test_labels)})
         # busybox httpd as PID 1 ignores SIGTERM: an init passes it on, so stop is quick
         traits.setdefault("extra_host_config", {"init": True})
         spawner = user._new_spawner(server, spawner_class=cls, **traits)
@@ -59,6 +59,7 @@ async def spawner_factory(engine: Any, test_image: str) -> Iterator[Callable[...
         return spawner
 
     make.prefix = prefix  # type: ignore[attr-defined]
+    make.labels = dict(test_labels)  # type: ignore[attr-defined]
     yield make
     for spawner in made:
         if spawner.object_id:

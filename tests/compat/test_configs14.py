@@ -14,7 +14,6 @@ from tornado import web
 
 from dockerspawner import DockerSpawner, naming
 
-from conftest import TEST_LABELS
 from contract.helpers import HTTPD_CMD, eventually
 
 pytestmark = pytest.mark.engine
@@ -103,10 +102,10 @@ async def test_servername_in_host_path_works_for_the_default_server(spawner_fact
     await named.stop()
 
 
-async def _unlabelled(engine, name: str, test_image: str, *, running: bool) -> str:
+async def _unlabelled(engine, name: str, test_image: str, labels: dict, *, running: bool) -> str:
     """A container under a server's name that no dockerspawner labelled (14's, or a person's)."""
     cid = await engine.create_container(
-        {"image": test_image, "name": name, "command": list(HTTPD_CMD), "labels": dict(TEST_LABELS),
+        {"image": test_image, "name": name, "command": list(HTTPD_CMD), "labels": dict(labels),
          "host_config": {"init": True}}
     )
     if running:
@@ -118,7 +117,7 @@ async def test_running_unlabelled_container_is_never_touched(spawner_factory, en
     caplog.set_level("WARNING")
     spawner = spawner_factory()
     name = spawner.object_name
-    stranger = await _unlabelled(engine, name, test_image, running=True)
+    stranger = await _unlabelled(engine, name, test_image, spawner_factory.labels, running=True)
     await spawner.start()
     assert spawner.object_id != stranger
     assert spawner.object_name == naming.distinct_name(name, naming.owner_key("alice", ""))
@@ -135,7 +134,7 @@ async def test_running_unlabelled_container_is_never_touched(spawner_factory, en
 
 async def test_stopped_unlabelled_leftover_is_replaced_as_14_did(spawner_factory, engine, test_image):
     spawner = spawner_factory()
-    leftover = await _unlabelled(engine, spawner.object_name, test_image, running=False)
+    leftover = await _unlabelled(engine, spawner.object_name, test_image, spawner_factory.labels, running=False)
     await spawner.start()
     assert spawner.object_id != leftover
     assert spawner.object_name == spawner_factory.prefix + "-alice"
@@ -146,7 +145,7 @@ async def test_stopped_unlabelled_leftover_is_replaced_as_14_did(spawner_factory
 async def test_running_unlabelled_server_named_in_state_is_adopted(spawner_factory, engine, test_image):
     """A server 14 started before the upgrade: its saved state names it."""
     spawner = spawner_factory()
-    cid = await _unlabelled(engine, spawner.object_name, test_image, running=True)
+    cid = await _unlabelled(engine, spawner.object_name, test_image, spawner_factory.labels, running=True)
     spawner.load_state({"object_id": cid, "object_name": spawner.object_name})
     assert await spawner.poll() is None
     await spawner.stop()
@@ -276,11 +275,12 @@ async def test_changed_spec_replaces_the_container_unless_switched_back(spawner_
     await first.stop()
     again = spawner_factory(environment={"GENERATION": "2"})
     await again.start()
-    assert again.object_id != old  # replaced: the container runs with the new env
+    replaced = again.object_id
+    assert replaced != old  # replaced: the container runs with the new env
     await again.stop()
     kept = spawner_factory(environment={"GENERATION": "3"}, replace_changed_containers=False)
     await kept.start()
-    assert kept.object_id == again.object_id  # 14: started as it is
+    assert kept.object_id == replaced  # 14: started as it is
     await kept.stop()
 
 

@@ -75,20 +75,13 @@ async def test_run_as_root_and_home_from_the_password_database(spawner_factory, 
     account = system_user()
     spawner = spawner_factory(
         SystemUserSpawner, name=account.pw_name, host_homedir_format_string="", run_as_root=True,
-        extra_create_kwargs=lambda sp: {"labels": {"org.jupyterhub.test": "contract",
-                                                    "org.jupyterhub.test.run": _run_label()}},
+        extra_create_kwargs=lambda sp: {"labels": spawner_factory.labels},  # a callable works too
     )
     await spawner.start()
     info = await engine.inspect_container(spawner.object_id)
     assert info["Config"]["User"] == "0"
     assert info["HostConfig"]["Binds"] == [f"{account.pw_dir}:/home/{account.pw_name}:rw"]
     await spawner.stop()
-
-
-def _run_label() -> str:
-    from conftest import RUN_ID
-
-    return RUN_ID
 
 
 async def test_user_without_a_system_account_gets_a_clear_error(spawner_factory, engine):
