@@ -31,6 +31,7 @@ from .engine.apiclient import APIClientCalls
 from .engine.connect import shared_engine
 from .errors import SpawnError, _clip, _maybe_await, _short
 from .images import ImageChoice
+from .index import index_for
 from .limits import CallableLimits
 from .progress import PHASES, ProgressLog
 from .specs import (
@@ -201,6 +202,15 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         drops what users wrote outside volumes when the admin changes the config; set False
         to start existing containers as they are, as dockerspawner 14 did.""",
     )
+    poll_from_events = Bool(
+        True,
+        config=True,
+        help="""Answer poll() for running servers from one shared, event-driven view of the
+        engine's containers (one list plus the event stream per engine), so polling does not
+        cost one inspect per user. A server the view does not show as running is still
+        checked with an inspect. Set False to inspect every server at every poll, as 14 did.""",
+    )
+
     remove_orphans = Bool(
         False,
         config=True,
@@ -1026,6 +1036,14 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
                 exits.watcher(self.docker_engine).unwatch(watched)
         self.clear_state()
 
+    def _poll_from_index(self) -> bool:
+        # a subclass with its own get_object decides what "its object" is
+        return (
+            self.poll_from_events
+            and self.object_type == "container"
+            and type(self).get_object is DockerSpawner.get_object
+        )
+
     async def poll(self) -> int | str | None:
         """None while the server runs; its exit status once it stopped.
 
@@ -1035,6 +1053,15 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         if not (self.object_id or self.object_name):
             return 0
         known_id = self.object_id
+        index = index_for(self.docker_engine) if known_id and self._poll_from_index() else None
+        if index is not None:
+            try:
+                if await index.running(known_id):
+                    return None
+            except Exception as e:  # noqa: BLE001 - the inspect below decides
+                self.log.debug("Container index could not answer for %s: %s", self._log_name, e)
+                index = None
+        generation = index.generation(known_id) if index is not None else 0
         try:
             obj = await self.get_object()
         except EngineUnavailable as e:
@@ -1049,6 +1076,8 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         if obj is None:
             return (watcher.exit_status(known_id) if known_id else None) or 0
         view = ContainerView.of(obj)
+        if index is not None and view.id == known_id:
+            index.learn(view.id, view.name, view.running, generation)
         if view.running:
             return None
         if self.remove and self.object_type == "container":

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 #: Exit statuses kept for poll() after the container is gone.
 KEEP_STATUSES = 10_000
 #: Consecutive failures of the event stream before the watcher gives up (poll still removes).
-MAX_FAILURES = 6
+MAX_FAILURES = 3
 
 
 class ExitWatcher:
@@ -101,7 +101,7 @@ class ExitWatcher:
                 failures += 1
                 log.debug("Exit watcher: event stream failed (%d/%d): %s", failures, MAX_FAILURES, e)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+                delay = min(delay * 2, 2)
             finally:
                 await stream.aclose()
 

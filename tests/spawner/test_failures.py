@@ -263,7 +263,8 @@ async def test_an_unexpected_engine_error_is_short_for_the_user(fake, make_spawn
 
 @pytest.fixture
 async def running(fake, make_spawner):
-    sp = make_spawner("alice", image=IMAGE)
+    # these tests are about poll's inspect path (the event-driven index has its own tests)
+    sp = make_spawner("alice", image=IMAGE, poll_from_events=False)
     await sp.start()
     yield sp
     fake.up()
