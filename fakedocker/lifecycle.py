@@ -61,6 +61,7 @@ from .programs import (
     run_forever,
     singleuser_address,
 )
+from .validation import create_error, device_error, executable_error
 from .volumes import Volume, Volumes
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -142,6 +143,8 @@ class ContainerAPI:
     processes: bool | frozenset[str]
     process_env: dict[str, str]
     default_stop_timeout: float
+    device_drivers: dict[str, frozenset[str]]
+    unknown_commands: str
     exec_scripts: list[ExecScript]
     _ports: PortAllocator
     _bind_stores: dict[str, HostStore]
@@ -180,6 +183,9 @@ class ContainerAPI:
         else:
             full = "/" + self._random_name()
         host_config = fill_host_config(body.get("HostConfig"))
+        refused = create_error(host_config)
+        if refused:
+            raise EngineError(refused, 400)
         fs = ContainerFS(image.files, image.dirs)
         mounts, created_volumes = self._mounts(host_config, config, fs)
         container = Container(
@@ -299,7 +305,44 @@ class ContainerAPI:
     def _fail_start(self, c: Container, message: str, status: int = 500, code: int = 128) -> Exception:
         c.error = message
         c.exit_code = code
+        if status == 404:
+            return NotFound(message)
         return error_500(message) if status == 500 else EngineError(message, status)
+
+    def _command_known(self, c: Container, argv: list[str]) -> bool:
+        """Whether the fake may run ``argv``: a simulated program, the image's
+        own command (its author put it there), or a host process."""
+        if self.unknown_commands == "run" or self.programs.resolve(list(argv))[0] is not None:
+            return True
+        img = c.image.config
+        declared = {(img.get(k) or [None])[0] for k in ("Entrypoint", "Cmd")}
+        return argv[0] in declared or self._runs_as_process(argv)
+
+    def _refuse_start(self, c: Container, argv: list[str]) -> None:
+        """What the engine and the runtime refuse before PID 1 runs."""
+        mode = c.host_config.get("NetworkMode") or ""
+        if mode.startswith("container:"):
+            target = mode.split(":", 1)[1]
+            try:
+                self._container(target)
+            except NotFound:
+                raise self._fail_start(c, f"No such container: {target}", 404) from None
+        refused = device_error(c.host_config.get("DeviceRequests"), self.device_drivers)
+        if refused:
+            raise self._fail_start(c, refused)
+        if c.host_config.get("Init"):
+            return  # docker-init runs; it reports a missing program itself (_run_main)
+        refused = self._missing_executable(c, argv)
+        if refused:
+            raise self._fail_start(c, refused, 400, 127)
+
+    def _missing_executable(self, c: Container, argv: list[str]) -> str | None:
+        return executable_error(
+            argv[0],
+            self._runtime_env(c, "").get("PATH", DEFAULT_PATH),
+            lambda path: c.fs.read(path) is not None,
+            lambda _name: self._command_known(c, argv),
+        )
 
     def _runs_as_process(self, argv: list[str]) -> bool:
         if not self.processes or not argv:
@@ -344,6 +387,7 @@ class ContainerAPI:
                     f"Could not attach to network {net_name}: rpc error: code = NotFound desc = network {net_name} not found",
                 )
             attach.append((net_name, net))
+        self._refuse_start(c, argv)
         user_error = self._check_user(c)
         if user_error:
             raise self._fail_start(c, user_error)
@@ -501,7 +545,12 @@ class ContainerAPI:
         ep.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, MacAddress="")
 
     async def _run_main(self, c: Container, argv: list[str], env: dict[str, str]) -> None:
+        missing = self._missing_executable(c, argv)
         program, argv = self.programs.resolve(argv)
+        if program is None and missing:
+            c.log("stderr", f"[FATAL tini (7)] exec {argv[0]} failed: No such file or directory\n".encode())
+            self._terminate(c, 127)
+            return
         if program is None:
             program = Program(run_forever, on_sigterm=143)
         c.sigterm[0] = program.on_sigterm
@@ -613,6 +662,8 @@ class ContainerAPI:
         self.bus.publish("container", "die", c.id, c.event_attributes(exitCode=str(code)))
         c.exited.set()
         if c.host_config.get("AutoRemove") and not self._closed:
+            # The engine marks it at once; a remove until it is gone is a Conflict.
+            c.status = "removing"
             if _current_task() is None:
                 self._delete(c, volumes=True)
             else:

@@ -11,13 +11,22 @@ import time
 from fk_helpers import http_get, published
 
 
-async def test_1_unknown_command_runs_and_exits_143_on_sigterm(fake, run):
-    cid = await run(["start-notebook.sh", "--flag"])
+async def test_1_image_command_the_simulator_does_not_know_runs_and_exits_143_on_sigterm(fake, run):
+    fake.add_image("example.org/notebook:1", config={"Cmd": ["start-notebook.sh"]})
+    cid = await run(None, image="example.org/notebook:1")
     assert (await fake.inspect_container(cid))["State"]["Running"] is True
     t0 = time.monotonic()
     await fake.stop_container(cid, timeout=5)
     assert time.monotonic() - t0 < 0.5
     assert (await fake.inspect_container(cid))["State"]["ExitCode"] == 143
+
+
+async def test_1_unknown_commands_run_restores_running_any_command(fake_docker_factory):
+    fake = fake_docker_factory(unknown_commands="run")
+    fake.add_image("example.org/plain:1")
+    cid = await fake.create_container({"image": "example.org/plain:1", "command": ["start-notebook.sh"]})
+    await fake.start_container(cid)
+    assert (await fake.inspect_container(cid))["State"]["Running"] is True
 
 
 async def test_2_ports_listen_on_loopback_only_whatever_host_ip_says(fake, run):
