@@ -34,6 +34,7 @@ from ._util import (
 from .containers import Container, empty_endpoint
 from .events import EventBus
 from .faults import Faults
+from .filters import check as check_filters
 from .fs import HostStore, norm
 from .images import (
     ImageStore,
@@ -440,6 +441,7 @@ class FakeDocker(ContainerAPI):
     async def list_volumes(self, filters: dict[str, Any] | None = None) -> list[dict]:
         await self._enter("list_volumes", filters=copy.deepcopy(filters))
         wanted = normalize_filters(filters)
+        check_filters("volumes", wanted)
         return [
             v.inspect()
             for v in self.volumes.by_name.values()
@@ -498,6 +500,7 @@ class FakeDocker(ContainerAPI):
     ) -> list[dict]:
         await self._enter("list_networks", names=names, filters=copy.deepcopy(filters))
         wanted = normalize_filters(filters)
+        check_filters("networks", wanted)
         if names:
             wanted.setdefault("name", []).extend(names)
         names_map = self._container_names()

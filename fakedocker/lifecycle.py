@@ -61,6 +61,9 @@ from .programs import (
     run_forever,
     singleuser_address,
 )
+from .filters import check as check_filters
+from .health import health_status, healthcheck_of, new_health, run_checks
+from .restart import next_delay, should_restart
 from .validation import create_error, device_error, executable_error
 from .volumes import Volume, Volumes
 
@@ -186,7 +189,7 @@ class ContainerAPI:
         refused = create_error(host_config)
         if refused:
             raise EngineError(refused, 400)
-        fs = ContainerFS(image.files, image.dirs)
+        fs = ContainerFS(image.files, image.dirs, image.meta, read_only=bool(host_config.get("ReadonlyRootfs")))
         mounts, created_volumes = self._mounts(host_config, config, fs)
         container = Container(
             id=cid,
@@ -234,8 +237,18 @@ class ContainerAPI:
             nets[net_name] = empty_endpoint(conf.get("Aliases"), conf.get("IPAMConfig"))
         return nets
 
-    def _volume_for(self, name: str | None, created: list[Volume], anonymous: bool = False) -> Volume:
-        vol, made = self.volumes.create(name or new_id(), anonymous=anonymous or not name)
+    def _volume_for(
+        self, name: str | None, created: list[Volume], anonymous: bool = False, options: dict | None = None
+    ) -> Volume:
+        options = options or {}
+        driver = options.get("DriverConfig") or {}
+        vol, made = self.volumes.create(
+            name or new_id(),
+            anonymous=anonymous or not name,
+            labels=options.get("Labels"),
+            driver=driver.get("Name"),
+            driver_opts=driver.get("Options"),
+        )
         if made:
             created.append(vol)
         return vol
@@ -245,17 +258,20 @@ class ContainerAPI:
     ) -> tuple[list[dict], list[Volume]]:
         mounts: list[dict[str, Any]] = []
         created: list[Volume] = []
-        stores: list[tuple[str, FileStore]] = []
+        stores: list[tuple[str, FileStore, bool, bool]] = []  # dest, store, rw, copy image content
 
         def bind(src: str, dst: str, mode: str, rw: bool) -> None:
             mounts.append(_mount_record("bind", src, dst, mode, rw, "rprivate"))
-            stores.append((dst, self._bind_stores.setdefault(src, HostStore(src))))
+            stores.append((dst, self._bind_stores.setdefault(src, HostStore(src)), rw, False))
 
-        def volume(name: str | None, dst: str, mode: str, rw: bool, anonymous: bool = False) -> None:
-            vol = self._volume_for(name, created, anonymous=anonymous)
+        def volume(
+            name: str | None, dst: str, mode: str, rw: bool, anonymous: bool = False, options: dict | None = None
+        ) -> None:
+            vol = self._volume_for(name, created, anonymous=anonymous, options=options)
             record = _mount_record("volume", f"/var/lib/docker/volumes/{vol.name}/_data", dst, mode, rw, "")
             mounts.append({**record, "Name": vol.name, "Driver": vol.driver})
-            stores.append((dst, vol.store))
+            nocopy = "nocopy" in mode.split(",") or bool((options or {}).get("NoCopy"))
+            stores.append((dst, vol.store, rw, not nocopy))
 
         for spec in hc.get("Binds") or []:
             parts = spec.split(":")
@@ -281,15 +297,15 @@ class ContainerAPI:
                 bind(src, dst, "", rw)
             elif kind == "tmpfs":
                 mounts.append(_mount_record("tmpfs", "", dst, "", rw, ""))
-                stores.append((dst, FileStore()))
+                stores.append((dst, FileStore(), rw, False))
             else:
-                volume(src, dst, "z", rw)
+                volume(src, dst, "z", rw, options=m.get("VolumeOptions"))
         covered = {m["Destination"] for m in mounts}
         for dst in config.get("Volumes") or {}:
             if dst not in covered:
                 volume(None, dst, "", True, anonymous=True)
-        for dst, store in stores:
-            fs.mount(dst, store)
+        for dst, store, rw, copy_in in stores:
+            fs.mount(dst, store, read_only=not rw, copy_in=copy_in)
         return mounts, created
 
     # -- containers: start ---------------------------------------------------------------
@@ -437,12 +453,25 @@ class ContainerAPI:
             c.task = self._spawn(self._run_main(c, argv, env))
         if fault is not None:
             self._spawn(self._apply_fault(c, fault, c.started_ns))
+        check = healthcheck_of(c.config)
+        if check is not None:
+            c.health = new_health()
+            c.health_task = self._spawn(
+                run_checks(
+                    check,
+                    c.health,
+                    lambda argv: self._exec(c, argv, None, None, None),
+                    lambda status: self.bus.publish(
+                        "container", f"health_status: {status}", c.id, c.event_attributes()
+                    ),
+                )
+            )
 
     @staticmethod
-    def _check_user(c: Container) -> str:
+    def _check_user(c: Container, spec: str | None = None) -> str:
         """The engine resolves a named user (and group) in the container's
-        /etc/passwd (/etc/group) at start; numeric ids need no entry."""
-        user, _, group = (c.config.get("User") or "").partition(":")
+        /etc/passwd (/etc/group) at start and exec; numeric ids need no entry."""
+        user, _, group = (c.config.get("User") or "" if spec is None else spec).partition(":")
         for name, path, what in ((user, "/etc/passwd", "user"), (group, "/etc/group", "group")):
             if not name or name.isdigit():
                 continue
@@ -461,13 +490,16 @@ class ContainerAPI:
         if mode in ("host", "none") or mode.startswith("container:"):
             return []
         bindings = hc.get("PortBindings") or {}
-        keys = list(dict.fromkeys(list(c.config.get("ExposedPorts") or {}) + list(bindings)))
         proxies: list[PortProxy] = []
         try:
-            for key in keys:
-                port_s, _, proto = key.partition("/")
+            # Only exposed ports are published; a binding is looked up under
+            # the exposed key as given ("9998/udp/tcp" finds none).
+            for exposed in c.config.get("ExposedPorts") or {}:
+                port_s, _, rest = exposed.partition("/")
+                proto = rest.split("/", 1)[0] or "tcp"
+                key = f"{port_s}/{proto}"
                 private = int(port_s.split("-")[0])
-                wanted = bindings.get(key)
+                wanted = bindings.get(exposed)
                 if not wanted and hc.get("PublishAllPorts"):
                     wanted = [{"HostIp": "", "HostPort": ""}]
                 if not wanted:
@@ -624,6 +656,11 @@ class ContainerAPI:
         policy = c.sigterm[0]
         if c.process is not None:
             return 128 + sig
+        if callable(policy):
+            # A shell with a trap for it runs its handler and exits by itself.
+            if policy(sig):
+                return None
+            policy = IGNORE
         if policy is not IGNORE:
             return policy if sig in (2, 15) else 128 + sig
         if c.host_config.get("Init"):
@@ -642,6 +679,9 @@ class ContainerAPI:
         c.listeners.clear()
         task = c.task
         c.task = None
+        if c.health_task is not None:
+            c.health_task.cancel()
+            c.health_task = None
         if c.process is not None:
             # The watcher task stays: it reaps the process and removes its
             # temporary directory once the kill lands.
@@ -661,6 +701,11 @@ class ContainerAPI:
             self.bus.publish("container", "oom", c.id, c.event_attributes())
         self.bus.publish("container", "die", c.id, c.event_attributes(exitCode=str(code)))
         c.exited.set()
+        if not self._closed and should_restart(
+            c.host_config.get("RestartPolicy"), code, c.restart_count, c.stop_requested
+        ):
+            self._schedule_restart(c)
+            return
         if c.host_config.get("AutoRemove") and not self._closed:
             # The engine marks it at once; a remove until it is gone is a Conflict.
             c.status = "removing"
@@ -668,6 +713,35 @@ class ContainerAPI:
                 self._delete(c, volumes=True)
             else:
                 self._spawn(self._auto_remove(c))
+
+    def _schedule_restart(self, c: Container) -> None:
+        """The engine counts the restart at once and shows "restarting"
+        (Running) until the delay has passed and the program runs again."""
+        c.restart_delay = next_delay(c.restart_delay, (c.finished_ns - c.started_ns) / 1e9)
+        c.restart_count += 1
+        c.status = "restarting"
+        c.restart_task = self._spawn(self._restart_later(c, c.restart_delay))
+
+    async def _restart_later(self, c: Container, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if c.status != "restarting" or self.containers.get(c.id) is not c:
+            return
+        c.restart_task = None
+        c.status = "exited"
+        try:
+            await self._start(c)
+        except EngineError:
+            c.status = "exited"
+
+    def _cancel_restart(self, c: Container) -> bool:
+        """Stop a pending restart; True when there was one."""
+        if c.status != "restarting":
+            return False
+        if c.restart_task is not None:
+            c.restart_task.cancel()
+            c.restart_task = None
+        c.status = "exited"
+        return True
 
     async def _auto_remove(self, c: Container) -> None:
         await asyncio.sleep(0.01)
@@ -719,6 +793,9 @@ class ContainerAPI:
         await self._stop(c, timeout)
 
     async def _stop(self, c: Container, timeout: float | None) -> None:
+        if self._cancel_restart(c):
+            self.bus.publish("container", "stop", c.id, c.event_attributes())
+            return
         if timeout is None:
             timeout = c.config.get("StopTimeout")
         if timeout is None:
@@ -755,10 +832,12 @@ class ContainerAPI:
                     f"You cannot remove a running container {c.id}. Stop the container before "
                     "attempting removal or force remove"
                 )
-            self.bus.publish("container", "kill", c.id, c.event_attributes(signal="9"))
-            if c.process is not None:
-                c.process.send(_signal.SIGKILL)
-            self._terminate(c, 137)
+            c.stop_requested = True
+            if not self._cancel_restart(c):
+                self.bus.publish("container", "kill", c.id, c.event_attributes(signal="9"))
+                if c.process is not None:
+                    c.process.send(_signal.SIGKILL)
+                self._terminate(c, 137)
         self._delete(c, volumes=volumes)
 
     async def wait_container(self, ref: str, timeout: float | None = None) -> int:
@@ -796,6 +875,7 @@ class ContainerAPI:
     async def list_containers(self, *, all: bool = True, filters: dict[str, Any] | None = None) -> list[dict]:
         await self._enter("list_containers", all=all, filters=copy.deepcopy(filters))
         wanted = normalize_filters(filters)
+        check_filters("containers", wanted)
         out = []
         for c in sorted(self.containers.values(), key=lambda c: c.created_ns, reverse=True):
             if not all and not c.running and "status" not in wanted:
@@ -834,6 +914,17 @@ class ContainerAPI:
                     )
                     for v in values
                 ):
+                    return False
+            elif key == "health":
+                if health_status(c.health) not in values:
+                    return False
+            elif key == "is-task":
+                if ("com.docker.swarm.task" in c.labels) != (values[0].lower() in ("true", "1")):
+                    return False
+            elif key in ("expose", "publish"):
+                ports = c.config.get("ExposedPorts") if key == "expose" else c.host_config.get("PortBindings")
+                have = {p.split("/")[0] for p in ports or {}} | set(ports or {})
+                if not any(v in have for v in values):
                     return False
             elif key == "volume":
                 if not any(m.get("Name") == v or m.get("Destination") == v for m in c.mounts for v in values):
@@ -911,6 +1002,17 @@ class ContainerAPI:
                 if script.remaining is not None:
                     script.remaining -= 1
                 return script.exit_code, script.stdout, script.stderr
+        user = user or c.config.get("User") or ""
+        cwd = norm(workdir or c.config.get("WorkingDir") or "/")
+        refused = self._check_user(c, user)
+        if refused:
+            return 126, f"{refused}\r\n".encode(), b""
+        if not c.fs.is_dir(cwd):
+            msg = (
+                "OCI runtime exec failed: exec failed: unable to start container process: "
+                f'chdir to cwd ("{cwd}") set in config.json failed: no such file or directory: unknown\r\n'
+            )
+            return 126, msg.encode(), b""
         program, argv = self.programs.resolve(argv)
         if program is None:
             msg = (
@@ -921,9 +1023,9 @@ class ContainerAPI:
         out, err = bytearray(), bytearray()
         proc = Proc(
             argv=argv,
-            env=self._runtime_env(c, user or c.config.get("User") or "", environment),
-            cwd=norm(workdir or c.config.get("WorkingDir") or "/"),
-            user=user or c.config.get("User") or "",
+            env=self._runtime_env(c, user, environment),
+            cwd=cwd,
+            user=user,
             fs=c.fs,
             out=out.extend,
             err=err.extend,
