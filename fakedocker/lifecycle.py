@@ -460,7 +460,7 @@ class ContainerAPI:
                 run_checks(
                     check,
                     c.health,
-                    lambda argv: self._exec(c, argv, None, None, None),
+                    lambda argv: self._exec_with_events(c, argv),
                     lambda status: self.bus.publish(
                         "container", f"health_status: {status}", c.id, c.event_attributes()
                     ),
@@ -974,6 +974,19 @@ class ContainerAPI:
         argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
         if not argv:
             raise EngineError("No exec command specified", 400)
+        code, out, err = await self._exec_with_events(c, argv, user, workdir, environment)
+        return ExecResult(exit_code=code, stdout=out, stderr=err)
+
+    async def _exec_with_events(
+        self,
+        c: Container,
+        argv: list[str],
+        user: str | None = None,
+        workdir: str | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, bytes]:
+        """One exec as the engine shows it (ExecIDs, exec_* events); health
+        probes are execs too."""
         exec_id = new_id()
         c.exec_ids.append(exec_id)
         shown = f"{argv[0]} {' '.join(argv[1:])}"
@@ -987,7 +1000,7 @@ class ContainerAPI:
         self.bus.publish(
             "container", "exec_die", c.id, c.event_attributes(execID=exec_id, exitCode=str(code))
         )
-        return ExecResult(exit_code=code, stdout=out, stderr=err)
+        return code, out, err
 
     async def _exec(
         self,

@@ -359,7 +359,7 @@ class Parser:
         if kw == "for":
             self.i += 1
             name = self.peek()
-            if not isinstance(name, Word) or not name.literal:
+            if not isinstance(name, Word) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.literal or ""):
                 raise ShellSyntaxError("bad for loop variable")
             self.i += 1
             words: list[Word] = []

@@ -95,6 +95,7 @@ async def _health(engine, cid):
 
 
 async def test_health_starting_then_healthy(engine, make_container, label_filters):
+    since = time.time() - 1
     cid = await make_container(
         ["sh", "-c", "sleep 0.4; touch /tmp/ok; sleep 300"],
         healthcheck=_healthcheck(["CMD-SHELL", "test -f /tmp/ok"], retries=10),
@@ -114,6 +115,9 @@ async def test_health_starting_then_healthy(engine, make_container, label_filter
     found = await engine.list_containers(filters={"label": label_filters, "health": "healthy"})
     assert [c["Id"] for c in found] == [cid]
     assert await engine.list_containers(filters={"label": label_filters, "health": "unhealthy"}) == []
+    actions = await _actions(engine, cid, since, {"health_status: healthy": 1, "exec_die": 2})
+    assert "exec_create: /bin/sh -c test -f /tmp/ok" in actions
+    assert actions.count("health_status: healthy") == 1
 
 
 async def _healthy(engine, cid):

@@ -5,7 +5,9 @@ of behaviour is a decision, not an accident."""
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
+import tarfile
 import time
 
 from fk_helpers import http_get, published
@@ -117,3 +119,23 @@ async def test_7_host_network_containers_publish_nothing(fake, run):
     assert list(info["NetworkSettings"]["Networks"]) == ["host"]
     answer = await http_get("http://127.0.0.1:8888/")
     assert isinstance(answer, OSError) or answer[2] != b"rig busybox ok\n"
+
+
+async def test_8_only_writes_are_permission_checked(fake, run):
+    cid = await run(host_config={"init": True})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("secret")
+        info.size, info.mode = 7, 0o600  # root's, unreadable for others on the engine
+        tar.addfile(info, io.BytesIO(b"s3cret\n"))
+    await fake.put_archive(cid, "/root", buf.getvalue())
+    r = await fake.exec_run(cid, ["cat", "/root/secret"], user="1000")
+    assert (r.exit_code, r.stdout) == (0, b"s3cret\n")
+    w = await fake.exec_run(cid, ["sh", "-c", "echo x > /root/secret"], user="1000")
+    assert w.exit_code == 1 and b"Permission denied" in w.stderr
+
+
+async def test_9_shell_runs_no_command_substitution_and_no_stdin(fake, run):
+    cid = await run(["sh", "-c", "echo $(echo hi); echo piped | true"])
+    assert await fake.wait_container(cid, timeout=5) == 0
+    assert await fake.container_logs(cid) == "$(echo hi)\npiped\n"  # the engine prints "hi\n"
