@@ -44,7 +44,8 @@ from .images import (
     check_removable,
     run_pull,
 )
-from .lifecycle import ContainerAPI, ExecScript
+from .execs import ExecAPI, ExecScript
+from .lifecycle import ContainerAPI
 from .networks import Networks
 from .ports import PortAllocator
 from .programs import (
@@ -59,7 +60,7 @@ __all__ = ["ExecScript", "FakeDocker"]
 ENGINE_VERSION = "20.10.24"
 
 
-class FakeDocker(ContainerAPI):
+class FakeDocker(ContainerAPI, ExecAPI):
     """An in-memory Docker engine implementing ``DockerEngine``.
 
     Options (all keyword-only):
