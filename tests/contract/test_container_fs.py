@@ -118,6 +118,7 @@ async def test_bind_keeps_the_host_owner(run_script, host_dir):
     assert await run_script(script, user="1000", host_config=_bind(str(host_dir), "/data")) == (0, "x\n")
 
 
+@pytest.mark.usefixtures("docker_only")
 async def test_exec_as_missing_user_or_in_missing_workdir_fails_126(engine, make_container):
     cid = await make_container(start=True)
     missing_user = await engine.exec_run(cid, ["id"], user="no-such-user")

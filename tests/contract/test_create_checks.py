@@ -10,7 +10,7 @@ from dockerspawner.engine import Conflict, EngineError, NotFound
 
 from .helpers import eventually
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("docker_only")]
 
 CREATE_REFUSALS = [
     pytest.param({"mem_limit": "4m"}, "Minimum memory limit allowed is 6MB", id="memory-below-6mb"),

@@ -7,7 +7,7 @@ import pytest
 
 from dockerspawner.engine import EngineError
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("docker_only")]
 
 
 def _lists(engine):

@@ -10,7 +10,7 @@ import pytest
 
 from .helpers import eventually
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("docker_only")]
 
 MS = 1_000_000
 
