@@ -636,7 +636,7 @@ class ContainerAPI:
 
     def _terminate(self, c: Container, code: int, *, oom: bool = False) -> None:
         """The one place where a running container stops running."""
-        if not c.running:
+        if not c.running or c.status == "restarting":
             return
         c.status = "exited"
         c.exit_code = code
@@ -778,6 +778,10 @@ class ContainerAPI:
         sig = _signal_number(signal)
         if not c.running:
             raise Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running")
+        c.stop_requested = True  # the restart manager treats a kill as the user's stop
+        if self._cancel_restart(c):
+            self.bus.publish("container", "kill", c.id, c.event_attributes(signal=str(sig)))
+            return
         self.bus.publish("container", "kill", c.id, c.event_attributes(signal=str(sig)))
         if c.process is not None:
             c.process.send(sig)
@@ -796,8 +800,8 @@ class ContainerAPI:
         if c.running:
             if not force:
                 raise Conflict(
-                    f"You cannot remove a running container {c.id}. Stop the container before "
-                    "attempting removal or force remove"
+                    f"You cannot remove a {'restarting' if c.status == 'restarting' else 'running'} container "
+                    f"{c.id}. Stop the container before attempting removal or force remove"
                 )
             c.stop_requested = True
             if not self._cancel_restart(c):

@@ -156,3 +156,21 @@ async def test_health_none_filter_and_disabled_check(engine, make_container, lab
     assert "Health" not in (await engine.inspect_container(disabled))["State"]
     found = {c["Id"] for c in await engine.list_containers(filters={"label": label_filters, "health": "none"})}
     assert found == {plain, disabled}
+
+
+async def test_kill_ends_a_restart_policy(engine, make_container):
+    looping = await make_container(["true"], start=True, host_config={"restart_policy": {"Name": "always"}})
+    running = await make_container(start=True, host_config={"restart_policy": {"Name": "always"}, "init": True})
+
+    async def restarting():
+        info = await engine.inspect_container(looping)
+        return info["RestartCount"] >= 3 and info["State"]["Status"] == "restarting"
+
+    await eventually(restarting, timeout=10, interval=0.02)
+    await engine.kill_container(looping)
+    await engine.kill_container(running)
+    await asyncio.sleep(0.5)
+    looped, killed = [await engine.inspect_container(c) for c in (looping, running)]
+    assert (looped["State"]["Status"], looped["State"]["ExitCode"], looped["RestartCount"]) == ("exited", 0, 3)
+    assert (killed["State"]["Status"], killed["State"]["ExitCode"], killed["RestartCount"]) == ("exited", 137, 0)
+    await engine.remove_container(looping)
