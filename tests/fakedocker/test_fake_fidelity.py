@@ -149,3 +149,9 @@ async def test_put_archive_keeps_owner_and_mode(fake, run):
     denied = await fake.exec_run(cid, ["sh", "-c", "echo more >> /srv/roots.txt"], user="1000")
     assert (ok.exit_code, denied.exit_code) == (0, 1)
     assert denied.stderr == b"sh: can't create /srv/roots.txt: Permission denied\n"
+
+
+async def test_missing_program_under_init_logs_tinis_message(fake, run):
+    cid = await run(["no-such-program"], host_config={"init": True})
+    assert await fake.wait_container(cid, timeout=5) == 127
+    assert await fake.container_logs(cid) == "[FATAL tini (7)] exec no-such-program failed: No such file or directory\n"
