@@ -155,3 +155,21 @@ async def test_missing_program_under_init_logs_tinis_message(fake, run):
     cid = await run(["no-such-program"], host_config={"init": True})
     assert await fake.wait_container(cid, timeout=5) == 127
     assert await fake.container_logs(cid) == "[FATAL tini (7)] exec no-such-program failed: No such file or directory\n"
+
+
+async def test_spawner_poll_sees_a_restarting_server_as_running(make_spawner, fake_docker):
+    fake_docker.add_image("quay.io/jupyterhub/singleuser:6.1", config={"Cmd": ["jupyterhub-singleuser"]})
+    policy = {"restart_policy": {"Name": "on-failure", "MaximumRetryCount": 1}}
+    spawner = make_spawner("alice", image="quay.io/jupyterhub/singleuser:6.1", extra_host_config=policy)
+    await spawner.start()
+    fake_docker.exit_container(spawner.object_id, 3)
+    state = (await fake_docker.inspect_container(spawner.object_id))["State"]
+    assert state["Status"] == "restarting"
+    assert await spawner.poll() is None
+    for _ in range(100):
+        if (await fake_docker.inspect_container(spawner.object_id))["State"]["Status"] == "running":
+            break
+        await asyncio.sleep(0.01)
+    fake_docker.exit_container(spawner.object_id, 3)
+    assert (await spawner.poll()).startswith("ExitCode=3, ")
+    assert (await fake_docker.inspect_container(spawner.object_id))["RestartCount"] == 1
