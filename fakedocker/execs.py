@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from dockerspawner.engine.protocol import Conflict, EngineError, ExecResult, NotFound
 
-from ._util import new_id
+from ._util import error_500, new_id
 from .containers import Container
 from .fs import norm
 from .programs import Proc, Programs
@@ -169,6 +169,9 @@ class ExecAPI:
             if c.fs.read(dest) is not None:
                 raise EngineError("extraction point is not a directory", 400)
             raise NotFound(f"Could not find the file {path} in container {c.id}")
+        read_only = c.fs.read_only_at(dest)
+        if read_only:
+            raise error_500(read_only)
         try:
             c.fs.extract(dest, data)
         except tarfile.TarError as e:

@@ -204,6 +204,13 @@ class ContainerFS:
             return store.stat(rel)
         return self.layer.stat(path) if path in self.layer.meta else self.image.stat(path) or self.layer.stat(path)
 
+    def read_only_at(self, path: str) -> str | None:
+        """The engine's refusal of ``put_archive`` under ``path``, if read-only."""
+        store, _, ro = self._route_ro(path)
+        if not ro:
+            return None
+        return "mounted volume is marked read-only" if store is not None else "container rootfs is marked read-only"
+
     def denied(self, path: str, uid: int, gid: int) -> str | None:
         """Why ``uid``:``gid`` may not create or write ``path`` (None: it may)."""
         if path == "/dev/null":

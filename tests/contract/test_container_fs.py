@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from dockerspawner.engine import EngineError
+
 pytestmark = pytest.mark.engine
 
 RO = "Read-only file system"
@@ -78,6 +80,21 @@ async def test_read_only_root_keeps_writable_mounts(run_script, unique_name):
         "echo x > /data/f && cat /data/f", user="0", host_config={"read_only": True, **_bind(unique_name("rw"), "/data")}
     )
     assert (code, logs) == (0, "x\n")
+
+
+async def test_put_archive_refuses_read_only_targets(engine, make_container, unique_name):
+    from .helpers import make_tar
+
+    tar = make_tar({"f": b"x"})
+    rootfs = await make_container(host_config={"read_only": True})
+    with pytest.raises(EngineError) as info:
+        await engine.put_archive(rootfs, "/tmp", tar)
+    assert (info.value.status, info.value.explanation) == (500, "container rootfs is marked read-only")
+    volume = await make_container(host_config=_bind(unique_name("ro"), "/data", ro=True))
+    with pytest.raises(EngineError) as info:
+        await engine.put_archive(volume, "/data", tar)
+    assert (info.value.status, info.value.explanation) == (500, "mounted volume is marked read-only")
+    await engine.put_archive(volume, "/tmp", tar)
 
 
 async def test_non_root_user_cannot_write_root_owned_directories(run_script):
