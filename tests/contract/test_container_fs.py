@@ -36,6 +36,19 @@ def _bind(source: str, target: str, ro: bool = False) -> dict:
 
 
 @pytest.fixture
+def new_volume(engine, unique_name, test_labels):
+    """``await new_volume(suffix)`` -> the name of a fresh volume with this run's
+    labels (a volume a bind creates has none, so cleanup would miss it)."""
+
+    async def make(suffix: str) -> str:
+        name = unique_name(suffix)
+        await engine.create_volume(name, labels=test_labels)
+        return name
+
+    return make
+
+
+@pytest.fixture
 def host_dir(tmp_path):
     path = tmp_path / "bind"
     path.mkdir()
@@ -51,15 +64,15 @@ async def test_read_only_bind(run_script, host_dir):
     assert list(host_dir.iterdir()) == []
 
 
-async def test_read_only_named_volume_bind(run_script, unique_name):
-    assert await run_script("echo x > /data/f", host_config=_bind(unique_name("rovol"), "/data", ro=True)) == (
+async def test_read_only_named_volume_bind(run_script, new_volume):
+    assert await run_script("echo x > /data/f", host_config=_bind(await new_volume("rovol"), "/data", ro=True)) == (
         1,
         f"sh: can't create /data/f: {RO}\n",
     )
 
 
-async def test_read_only_mount_entry(run_script, unique_name):
-    mount = {"Type": "volume", "Source": unique_name("romount"), "Target": "/data", "ReadOnly": True}
+async def test_read_only_mount_entry(run_script, new_volume):
+    mount = {"Type": "volume", "Source": await new_volume("romount"), "Target": "/data", "ReadOnly": True}
     assert await run_script("touch /data/f", host_config={"mounts": [mount]}) == (1, f"touch: /data/f: {RO}\n")
 
 
@@ -75,14 +88,14 @@ async def test_read_only_root_filesystem(run_script):
     )
 
 
-async def test_read_only_root_keeps_writable_mounts(run_script, unique_name):
+async def test_read_only_root_keeps_writable_mounts(run_script, new_volume):
     code, logs = await run_script(
-        "echo x > /data/f && cat /data/f", user="0", host_config={"read_only": True, **_bind(unique_name("rw"), "/data")}
+        "echo x > /data/f && cat /data/f", user="0", host_config={"read_only": True, **_bind(await new_volume("rw"), "/data")}
     )
     assert (code, logs) == (0, "x\n")
 
 
-async def test_put_archive_refuses_read_only_targets(engine, make_container, unique_name):
+async def test_put_archive_refuses_read_only_targets(engine, make_container, new_volume):
     from .helpers import make_tar
 
     tar = make_tar({"f": b"x"})
@@ -90,7 +103,7 @@ async def test_put_archive_refuses_read_only_targets(engine, make_container, uni
     with pytest.raises(EngineError) as info:
         await engine.put_archive(rootfs, "/tmp", tar)
     assert (info.value.status, info.value.explanation) == (500, "container rootfs is marked read-only")
-    volume = await make_container(host_config=_bind(unique_name("ro"), "/data", ro=True))
+    volume = await make_container(host_config=_bind(await new_volume("ro"), "/data", ro=True))
     with pytest.raises(EngineError) as info:
         await engine.put_archive(volume, "/data", tar)
     assert (info.value.status, info.value.explanation) == (500, "mounted volume is marked read-only")
@@ -110,8 +123,8 @@ async def test_non_root_user_cannot_write_root_owned_directories(run_script):
     )
 
 
-async def test_non_root_user_cannot_write_a_fresh_named_volume(run_script, unique_name):
-    assert await run_script("echo x > /data/f", user="1000", host_config=_bind(unique_name("fresh"), "/data")) == (
+async def test_non_root_user_cannot_write_a_fresh_named_volume(run_script, new_volume):
+    assert await run_script("echo x > /data/f", user="1000", host_config=_bind(await new_volume("fresh"), "/data")) == (
         1,
         f"sh: can't create /data/f: {DENIED}\n",
     )
