@@ -349,6 +349,10 @@ class FakeDocker(ContainerAPI, ExecAPI):
         await self._enter("inspect_image", ref=ref)
         return self.images.get(ref).inspect()
 
+    async def list_images(self, *, name: str | None = None, filters: dict[str, Any] | None = None) -> list[dict]:
+        await self._enter("list_images", name=name, filters=filters)
+        return self.images.listing(name, filters)
+
     async def tag_image(self, ref: str, repository: str, tag: str | None = None) -> None:
         await self._enter("tag_image", ref=ref, repository=repository, tag=tag)
         image = self.images.find(ref)
@@ -595,6 +599,14 @@ class FakeDocker(ContainerAPI, ExecAPI):
         await self._enter("list_tasks", filters=copy.deepcopy(filters))
         return self.swarm.list_tasks(filters)
 
+    async def list_nodes(self, filters: dict[str, Any] | None = None) -> list[dict]:
+        await self._enter("list_nodes", filters=copy.deepcopy(filters))
+        return self.swarm.list_nodes(filters)
+
+    async def inspect_node(self, ref: str) -> dict:
+        await self._enter("inspect_node", ref=ref)
+        return self.swarm.inspect_node(ref)
+
     async def _swarm_prepare_image(self, ref: str) -> str | None:
         """None when the task image is present (pulling it from the fake
         registry if needed), else the task's ``Err``."""
@@ -625,7 +637,7 @@ class FakeDocker(ContainerAPI, ExecAPI):
         task_name = f"{svc.name}.{task.slot}.{task.id}"
         labels.update(
             {
-                "com.docker.swarm.node.id": self.swarm.node_id,
+                "com.docker.swarm.node.id": task.node_id or self.swarm.node_id,
                 "com.docker.swarm.service.id": svc.id,
                 "com.docker.swarm.service.name": svc.name,
                 "com.docker.swarm.task": "",
@@ -672,7 +684,7 @@ class FakeDocker(ContainerAPI, ExecAPI):
         await self._start(c)
         task.ports = []
         for key, bindings in c.ports.items():
-            for b in (bindings or [])[:1]:
+            for b in bindings or []:
                 port, _, proto = key.partition("/")
                 task.ports.append(
                     {

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockerspawner.engine.protocol import Conflict, NotFound, PullEvent
+from dockerspawner.engine.protocol import Conflict, EngineError, NotFound, PullEvent
 from dockerspawner.engine.replay import Replay
 
 from ._util import normalize_ref, now_ns, repo_path, rfc3339_nano, split_ref
@@ -168,6 +168,11 @@ class Image:
         }
 
 
+def _label_matches(labels: dict[str, str], wanted: str) -> bool:
+    key, eq, value = wanted.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
 def image_id_for(config: dict[str, Any], layers: list[Layer]) -> str:
     """Same config and layers give the same id, as content addressing does."""
     blob = json.dumps({"config": config, "layers": [l.digest for l in layers]}, sort_keys=True)
@@ -263,6 +268,26 @@ class ImageStore:
             self.tags.pop(t, None)
         image.tags.clear()
         self.by_id.pop(image.id, None)
+
+    def listing(self, name: str | None = None, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """``GET /images/json``: ``name`` (a repository, or ``repo:tag``) and ``label`` filters."""
+        wanted = []
+        for key, values in (filters or {}).items():
+            if key != "label":
+                raise EngineError(f"invalid filter '{key}'", 400)
+            wanted.extend([values] if isinstance(values, str) else list(values))
+        out = []
+        for image in sorted(self.by_id.values(), key=lambda i: -i.created_ns):
+            if name:
+                repo, tag, _ = split_ref(name)
+                keys = [f"{repo}:{tag}"] if tag else [t for t in image.tags if split_ref(t)[0] == repo]
+                if not any(k in image.tags for k in keys):
+                    continue
+            labels = image.config.get("Labels") or {}
+            if not all(_label_matches(labels, w) for w in wanted):
+                continue
+            out.append(image.list_entry())
+        return out
 
     def has_layer(self, digest: str) -> bool:
         return any(layer.digest == digest for img in self.by_id.values() for layer in img.layers)

@@ -94,7 +94,8 @@ async def test_5_swarm_ingress_ports_are_published_like_host_mode(fake):
             break
         await asyncio.sleep(0.01)
     assert task is not None and task["Status"]["State"] == "running"
-    (port,) = task["Status"]["PortStatus"]["Ports"]
+    port, port6 = task["Status"]["PortStatus"]["Ports"]  # IPv4 and IPv6 bindings, as on the engine
+    assert port == port6
     assert port["PublishMode"] == "host" and port["TargetPort"] == 8888
     assert (await http_get(f"http://127.0.0.1:{port['PublishedPort']}/"))[0] == 200
     assert (await fake.inspect_service(sid))["Endpoint"]["Ports"][0]["PublishMode"] == "ingress"
