@@ -17,6 +17,7 @@ from dockerspawner.engine.protocol import Conflict, EngineError, NotFound, PullE
 from dockerspawner.engine.replay import Replay
 
 from ._util import normalize_ref, now_ns, repo_path, rfc3339_nano, split_ref
+from .fs import Meta
 
 #: Files every image gets unless ``files`` is given: what the project's
 #: ``local/busybox:test`` rootfs has (users for ``id -u``, a page for httpd).
@@ -43,6 +44,8 @@ BUSYBOX_DIRS = (
     "/var",
     "/var/www",
 )
+#: Owners that differ from root's in the busybox-like tree (jovyan owns its home).
+BUSYBOX_META: dict[str, Meta] = {"/home/jovyan": Meta(1000, 100, 0o755)}
 
 #: The size of the busybox rootfs layer on the real engine.
 BUSYBOX_LAYER_SIZE = 1_984_305
@@ -115,6 +118,8 @@ class Image:
     files: dict[str, bytes]
     dirs: set[str]
     tags: list[str] = field(default_factory=list)
+    #: owners and modes that are not root's defaults
+    meta: dict[str, Meta] = field(default_factory=dict)
     digests: list[str] = field(default_factory=list)
     created_ns: int = field(default_factory=now_ns)
 
@@ -188,7 +193,8 @@ def build_image(
             parent = parent.rsplit("/", 1)[0] or "/"
     if cfg.get("WorkingDir"):
         dirs.add(cfg["WorkingDir"])
-    return Image(id=image_id_for(cfg, lays), config=cfg, layers=lays, files=tree, dirs=dirs)
+    meta = dict(BUSYBOX_META) if files is None else {}
+    return Image(id=image_id_for(cfg, lays), config=cfg, layers=lays, files=tree, dirs=dirs, meta=meta)
 
 
 class ImageStore:

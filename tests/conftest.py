@@ -241,6 +241,9 @@ def label_filters() -> list[str]:
 
 
 _name_counter = itertools.count(1)
+#: First part of every name ``unique_name`` makes; sessions that share one
+#: engine set their own (``DOCKERSPAWNER_TEST_NAME_PREFIX=fid``).
+NAME_PREFIX = os.environ.get("DOCKERSPAWNER_TEST_NAME_PREFIX") or "ct"
 
 
 @pytest.fixture
@@ -248,6 +251,6 @@ def unique_name() -> Callable[[str], str]:
     """``unique_name("web")`` -> ``ct-<run>-<n>-web``: never reused in a run."""
 
     def make(suffix: str = "x") -> str:
-        return f"ct-{RUN_ID}-{next(_name_counter)}-{suffix}"
+        return f"{NAME_PREFIX}-{RUN_ID}-{next(_name_counter)}-{suffix}"
 
     return make
