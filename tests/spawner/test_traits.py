@@ -20,6 +20,7 @@ from tornado import web
 from traitlets.config import Config
 
 from dockerspawner import DockerSpawner
+from fakedocker.validation import NVIDIA
 
 HUB_MAJOR_MINOR = ".".join(jupyterhub.__version__.split(".")[:2])
 DEFAULT_IMAGE = f"quay.io/jupyterhub/singleuser:{HUB_MAJOR_MINOR}"
@@ -591,7 +592,7 @@ async def test_network_name_joins_network_and_uses_internal_ip(make_spawner, fak
     assert list(info["NetworkSettings"]["Networks"]) == ["jhub-net"]
     assert ip == info["NetworkSettings"]["Networks"]["jhub-net"]["IPAddress"]
     assert ip and port == 8888
-    assert info["HostConfig"]["PortBindings"] == {}
+    assert info["HostConfig"]["PortBindings"] is None  # the engine's null: nothing published
     assert fake.calls.count("port") == 0
     net = await fake.inspect_network("jhub-net")
     assert sp.object_id in net["Containers"]
@@ -604,7 +605,7 @@ async def test_use_internal_ip_on_bridge(make_spawner, fake):
     info = await inspect(fake, sp)
     assert ip == info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
     assert port == 8888
-    assert info["HostConfig"]["PortBindings"] == {}
+    assert info["HostConfig"]["PortBindings"] is None
     await sp.stop()
 
 
@@ -806,6 +807,7 @@ async def _async_host_config(sp):
 )
 async def test_extra_host_config_adds_while_port_bindings_stay(make_spawner, fake, extra):
     sp = make_spawner("alice", extra_host_config=extra)
+    fake.device_drivers.update(NVIDIA)  # a GPU host: without a driver the engine refuses the start
     ip, port = await sp.start()
     hc = (await inspect(fake, sp))["HostConfig"]
     assert hc["DeviceRequests"][0]["Driver"] == "nvidia"
