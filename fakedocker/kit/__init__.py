@@ -1,0 +1,39 @@
+"""The testing kit around fakedocker: spawners without a hub
+(``make_spawner``, ``start_spawner``), a whole hub with a REST client
+(``make_hub``, ``HubClient``), what the user sees of a failure
+(``user_message``), and the real engine behind the same fixtures
+(``--fakedocker-engine=docker``).
+
+These modules import dockerspawner and JupyterHub; the fake's core does not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .hub import HubClient, HubFactory, SpawnFailed
+    from .spawners import SpawnerFactory, start_spawner, stop_spawner, user_message
+
+_EXPORTS = {
+    "HubClient": ".hub",
+    "HubFactory": ".hub",
+    "SpawnFailed": ".hub",
+    "SpawnerFactory": ".spawners",
+    "start_spawner": ".spawners",
+    "stop_spawner": ".spawners",
+    "user_message": ".spawners",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fakedocker.kit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
