@@ -12,7 +12,7 @@ from fk_helpers import http_get, published
 
 
 async def test_1_unknown_command_runs_and_exits_143_on_sigterm(fake, run):
-    cid = await run(["start-notebook.sh", "--flag"])
+    cid = await run(["my-entrypoint.sh", "--flag"])
     assert (await fake.inspect_container(cid))["State"]["Running"] is True
     t0 = time.monotonic()
     await fake.stop_container(cid, timeout=5)
