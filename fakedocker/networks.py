@@ -74,7 +74,7 @@ class Network:
         sock = listen_on(ip, port)
         if sock is not None:
             servers[port] = proxy = PortProxy(sock, lookup)
-            spawn(_start_unless_closed(proxy))
+            spawn(proxy.start())
 
     def unserve(self, cid: str) -> None:
         for proxy in self._servers.pop(cid, {}).values():
@@ -134,11 +134,6 @@ class Network:
             "Options": dict(self.options),
             "Labels": dict(self.labels),
         }
-
-
-async def _start_unless_closed(proxy: PortProxy) -> None:
-    if proxy.sock.fileno() != -1:
-        await proxy.start()
 
 
 def listen_on(ip: str, port: int) -> socket.socket | None:

@@ -12,10 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .engines import ensure_image, is_fake
     from .hub import HubClient, HubFactory, SpawnFailed
     from .spawners import SpawnerFactory, start_spawner, stop_spawner, user_message
 
 _EXPORTS = {
+    "ensure_image": ".engines",
+    "is_fake": ".engines",
     "HubClient": ".hub",
     "HubFactory": ".hub",
     "SpawnFailed": ".hub",

@@ -28,6 +28,7 @@ from traitlets.config import Config
 
 from dockerspawner import DockerSpawner
 
+from .engines import bridge_gateway, is_fake
 from .spawners import as_config
 
 CLIENT_SERVICE = "fakedocker-kit"
@@ -66,6 +67,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _api_message(body: bytes | None) -> str:
+    try:
+        return str(json.loads(body or b"{}").get("message", ""))
+    except ValueError:
+        return ""
+
+
 def _server_path(user: str, server_name: str) -> str:
     base = f"users/{quote(user, safe='')}"
     return f"{base}/servers/{quote(server_name, safe='')}" if server_name else f"{base}/server"
@@ -87,6 +95,8 @@ def hub_config(workdir: Path, token: str, engine: Any, spawner_traits: Mapping[s
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.last_activity_interval = 0
+    # answer a spawn request at once (202), so the progress stream has every event
+    c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
     c.JupyterHub.services = [{"name": CLIENT_SERVICE, "api_token": token}]
     c.JupyterHub.load_roles = [{"name": "admin", "services": [CLIENT_SERVICE]}]
     c.Authenticator.allow_all = True
@@ -144,9 +154,10 @@ class HubClient:
             await self.api("post", f"groups/{quote(group, safe='')}/users", {"users": [name]})
         return model
 
-    async def progress(self, user: str, server_name: str = "") -> list[dict[str, Any]]:
+    async def progress(self, user: str, server_name: str = "", *, ok: tuple[int, ...] = ()) -> list[dict[str, Any]]:
         """The spawn's progress stream, read to its end (ready or failed), as
-        a list of events (``{"progress", "message", "ready"/"failed", ...}``)."""
+        a list of events (``{"progress", "message", "ready"/"failed", ...}``).
+        A status in ``ok`` gives an empty list instead of raising."""
         events: list[dict[str, Any]] = []
         buffer = bytearray()
 
@@ -164,7 +175,11 @@ class HubClient:
             streaming_callback=on_chunk,
             request_timeout=self._timeout,
         )
-        await self._http.fetch(req)
+        try:
+            await self._http.fetch(req)
+        except HTTPClientError as e:
+            if e.code not in ok:
+                raise
         return events
 
     async def spawn(
@@ -176,10 +191,15 @@ class HubClient:
         try:
             await self.api("post", _server_path(user, server_name), dict(options or {}))
         except HTTPClientError as e:
-            if e.code and 400 <= e.code < 500 and e.response is not None:
-                message = json.loads(e.response.body or b"{}").get("message", str(e))
-                raise SpawnFailed(message, []) from None
-            raise
+            if e.response is None:
+                raise
+            message = _api_message(e.response.body) or str(e)
+            if e.code >= 500:
+                # the spawn failed before the API answered: the stream still tells it
+                events = await self.progress(user, server_name, ok=(400,))
+                if events and events[-1].get("failed"):
+                    raise SpawnFailed(str(events[-1].get("message")), events) from None
+            raise SpawnFailed(message, []) from None
         events = await self.progress(user, server_name)
         last = events[-1] if events else {}
         if last.get("failed") or not last.get("ready"):
@@ -229,7 +249,11 @@ class HubFactory:
         workdir = self.workdir / f"hub-{len(self.clients)}"
         workdir.mkdir(parents=True)
         token = secrets.token_hex(16)
-        cfg = hub_config(workdir, token, engine if engine is not None else self.engine, spawner_traits)
+        engine = engine if engine is not None else self.engine
+        cfg = hub_config(workdir, token, engine, spawner_traits)
+        if not is_fake(engine):
+            # a real single-user server calls the hub back from its container
+            cfg.JupyterHub.hub_ip = await bridge_gateway(engine)
         cfg.merge(as_config(config))
         app = KitHub(config=cfg)
         await app.initialize([])
@@ -249,6 +273,8 @@ class HubFactory:
             await client.close()
             if app.http_server:
                 app.http_server.stop()
+            if getattr(app, "metrics_collector", None):
+                app.metrics_collector.stop()
             for pc in app._periodic_callbacks.values():
                 pc.stop()
             await app.cleanup()
