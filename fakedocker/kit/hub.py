@@ -200,10 +200,15 @@ class HubClient:
                 if events and events[-1].get("failed"):
                     raise SpawnFailed(str(events[-1].get("message")), events) from None
             raise SpawnFailed(message, []) from None
-        events = await self.progress(user, server_name)
+        events = await self.progress(user, server_name, ok=(400,))
+        if not events:
+            # the spawn ended between the request and the stream: ask again
+            events = await self.progress(user, server_name, ok=(400,))
         last = events[-1] if events else {}
         if last.get("failed") or not last.get("ready"):
-            raise SpawnFailed(str(last.get("message", "no progress events")), events)
+            model = await self.server(user, server_name)
+            message = last.get("message") or f"the server is gone before it was ready (model: {model})"
+            raise SpawnFailed(str(message)[:2000], events)
         return events
 
     async def server(self, user: str, server_name: str = "") -> dict[str, Any] | None:
