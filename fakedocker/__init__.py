@@ -12,7 +12,14 @@ mode. See ``fakedocker/README.md``.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+# help(fakedocker) is the guide (README.md ships with the package)
+try:
+    __doc__ = (Path(__file__).with_name("README.md").read_text(encoding="utf-8") + "\n" + (__doc__ or ""))
+except OSError:  # pragma: no cover - a copy without its data files
+    pass
 
 if TYPE_CHECKING:
     from .engine import ExecScript, FakeDocker
