@@ -139,6 +139,14 @@ def test_downstream_example_passes(column, mode, wheels, tmp_path_factory, tmp_p
     ).stdout.split("\n")
     assert all(path.startswith(str(venv)) for path in where[0].split()), where[0]
     assert column == "installed" or where[1] == column
+    data = run(
+        [python, "-c", "from importlib.resources import files; import fakedocker;"
+         "print(all(files(p).joinpath(f).is_file() for p, f in [('fakedocker', 'README.md'),"
+         "('fakedocker', 'REFERENCE.md'), ('fakedocker', 'py.typed'), ('dockerspawner', 'py.typed')]),"
+         "fakedocker.__doc__.startswith('# fakedocker'))"],
+        env=env, cwd=tmp_path,
+    ).stdout.split()
+    assert data == ["True", "True"], "the wheel lacks fakedocker's guide, reference or py.typed"
 
     project = tmp_path / "project"
     shutil.copytree(DOWNSTREAM / "tests", project / "tests")
