@@ -32,6 +32,11 @@ def is_fake(engine: Any) -> bool:
     return isinstance(engine, FakeDocker)
 
 
+def is_real(engine: Any) -> bool:
+    """An engine of ``--fakedocker-engine`` (or any docker-py backend)."""
+    return getattr(engine, "engine_kind", None) in ("docker", "podman")
+
+
 async def ensure_image(engine: Any, ref: str, *, config: dict[str, Any] | None = None) -> str:
     """``ref`` present on ``engine``: added to a fake (a single-user image
     unless ``config`` says otherwise), checked on a real engine. Returns ``ref``."""
@@ -48,6 +53,42 @@ async def ensure_image(engine: Any, ref: str, *, config: dict[str, Any] | None =
     return ref
 
 
+class HubStub:
+    """What a real single-user server needs of a hub to start when there is
+    no hub (``make_spawner`` on a real engine): its API answering with
+    ``X-JupyterHub-Version``, on the address containers reach the host at."""
+
+    def __init__(self, ip: str) -> None:
+        self.ip = ip
+        self.port = 0
+        self._server: Any = None
+
+    async def start(self) -> None:
+        import jupyterhub
+        from tornado import web
+        from tornado.httpserver import HTTPServer
+        from tornado.netutil import bind_sockets
+
+        version = jupyterhub.__version__
+
+        class Answer(web.RequestHandler):
+            def get(self) -> None:
+                self.set_header("X-JupyterHub-Version", version)
+                self.write({"version": version})
+
+            post = get
+
+        sockets = bind_sockets(0, self.ip)
+        self.port = sockets[0].getsockname()[1]
+        self._server = HTTPServer(web.Application([(r".*", Answer)]))
+        self._server.add_sockets(sockets)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            await self._server.close_all_connections()
+
+
 class LabelledEngine:
     """A real engine whose create calls add ``RUN_LABEL``; every other call
     goes through unchanged."""
@@ -56,6 +97,7 @@ class LabelledEngine:
         self._engine = engine
         self.labels = {RUN_LABEL: RUN_ID}
         self.engine_kind = getattr(engine, "engine_kind", "docker")
+        self.hub_stub: HubStub | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -132,10 +174,13 @@ async def real_engine(kind: str) -> AsyncIterator[LabelledEngine]:
             "start one or run without the option"
         ) from None
     labelled = LabelledEngine(engine)
+    labelled.hub_stub = stub = HubStub(await bridge_gateway(engine))
+    await stub.start()
     try:
         yield labelled
     finally:
         try:
             await labelled.cleanup()
         finally:
+            await stub.close()
             await engine.close()

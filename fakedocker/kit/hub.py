@@ -29,7 +29,7 @@ from traitlets.config import Config
 from dockerspawner import DockerSpawner
 
 from .engines import bridge_gateway, is_fake
-from .spawners import as_config
+from .spawners import REAL_ENGINE_TRAITS, as_config
 
 CLIENT_SERVICE = "fakedocker-kit"
 
@@ -259,6 +259,9 @@ class HubFactory:
         if not is_fake(engine):
             # a real single-user server calls the hub back from its container
             cfg.JupyterHub.hub_ip = await bridge_gateway(engine)
+            for key, value in REAL_ENGINE_TRAITS.items():
+                if key not in spawner_traits:
+                    setattr(cfg.DockerSpawner, key, value)
         cfg.merge(as_config(config))
         app = KitHub(config=cfg)
         await app.initialize([])

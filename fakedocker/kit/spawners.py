@@ -24,11 +24,15 @@ from traitlets.config import Config
 
 from dockerspawner import DockerSpawner
 
+from .engines import is_real
+
 #: The keywords of ``make_spawner`` that are not spawner traits.
 OWN_KEYWORDS = ("name", "server_name", "admin", "groups", "user_options", "config", "spawner_class")
 
 #: Traits the factory sets unless the test does (short, so a broken test fails fast).
 DEFAULT_TRAITS = {"start_timeout": 20, "http_timeout": 10}
+#: A real single-user server takes seconds to start on a busy machine.
+REAL_ENGINE_TRAITS = {"start_timeout": 90, "http_timeout": 60}
 
 
 def check_keywords(spawner_class: type, traits: Mapping[str, Any]) -> None:
@@ -71,13 +75,21 @@ class SpawnerFactory:
         self.db = orm.new_session_factory("sqlite:///:memory:")()
         self.users: dict[str, User] = {}
 
+    def _hub(self) -> Hub:
+        """The hub the servers are told about: on a real engine, a stub of its
+        API that the real single-user server can reach (it exits without one)."""
+        stub = getattr(self.engine, "hub_stub", None) if is_real(self.engine) else None
+        if stub is None:
+            return Hub()
+        return Hub(ip=stub.ip, port=stub.port, base_url="/hub/")
+
     def _user(self, name: str, admin: bool, groups: Iterable[str]) -> User:
         user = self.users.get(name)
         if user is None:
             orm_user = orm.User(name=name)
             self.db.add(orm_user)
             self.db.commit()
-            user = self.users[name] = User(orm_user, {"hub": Hub(), "db": self.db})
+            user = self.users[name] = User(orm_user, {"hub": self._hub(), "db": self.db})
         user.orm_user.admin = bool(admin)
         for group_name in groups:
             group = orm.Group.find(self.db, group_name) or orm.Group(name=group_name)
@@ -108,7 +120,7 @@ class SpawnerFactory:
             self.db.add(orm.Spawner(user=user.orm_user, name=server_name))
             self.db.commit()
         traits.setdefault("engine", self.engine)
-        for key, value in DEFAULT_TRAITS.items():
+        for key, value in (REAL_ENGINE_TRAITS if is_real(traits["engine"]) else DEFAULT_TRAITS).items():
             traits.setdefault(key, value)
         spawner = user._new_spawner(server_name, spawner_class=spawner_class, config=as_config(config), **traits)
         if user_options is not None:

@@ -128,6 +128,19 @@ def make_venv(column: str, wheels: list[Path], root: Path) -> Path:
 
 @pytest.mark.parametrize("column, mode", CASES)
 def test_downstream_example_passes(column, mode, wheels, tmp_path_factory, tmp_path):
+    run_example(column, mode, [], wheels, tmp_path_factory, tmp_path)
+
+
+@pytest.mark.real_engine
+@pytest.mark.parametrize("real_engine", ["docker"], indirect=True)
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_downstream_example_passes_on_the_real_engine(mode, real_engine, wheels, tmp_path_factory, tmp_path):
+    """The same suite with --fakedocker-engine=docker: what passed on the fake
+    passes for real (its fault tests ask for fake_docker and stay on the fake)."""
+    run_example("installed", mode, ["--fakedocker-engine=docker"], wheels, tmp_path_factory, tmp_path)
+
+
+def run_example(column, mode, options, wheels, tmp_path_factory, tmp_path) -> None:
     venv = make_venv(column, wheels, tmp_path_factory.getbasetemp())
     python = str(venv / "bin" / "python")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTEST_ADDOPTS")}
@@ -152,7 +165,7 @@ def test_downstream_example_passes(column, mode, wheels, tmp_path_factory, tmp_p
     shutil.copytree(DOWNSTREAM / "tests", project / "tests")
     before = sorted(p.relative_to(project) for p in project.rglob("*"))
     proc = subprocess.run(
-        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", *MODES[mode], "tests"],
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", *MODES[mode], *options, "tests"],
         cwd=project, env=env, capture_output=True, text=True, timeout=600,
     )
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
