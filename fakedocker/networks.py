@@ -195,7 +195,11 @@ class Networks:
             candidate = ipaddress.IPv4Network(f"127.{a}.{(b + i) % 256}.0/24")
             if candidate not in taken:
                 return candidate
-        raise EngineError("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network", 500)
+        raise EngineError(
+            "could not find an available, non-overlapping IPv4 address pool among the defaults "
+            "to assign to the network",
+            500,
+        )
 
     def create(
         self,

@@ -200,16 +200,17 @@ class HubClient:
                 if events and events[-1].get("failed"):
                     raise SpawnFailed(str(events[-1].get("message")), events) from None
             raise SpawnFailed(message, []) from None
-        events = await self.progress(user, server_name, ok=(400,))
-        if not events:
-            # the spawn ended between the request and the stream: ask again
+        events: list[dict[str, Any]] = []
+        for _attempt in range(3):
+            # a stream opened after the spawn ended may hold no end event: read it again
             events = await self.progress(user, server_name, ok=(400,))
-        last = events[-1] if events else {}
-        if last.get("failed") or not last.get("ready"):
-            model = await self.server(user, server_name)
-            message = last.get("message") or f"the server is gone before it was ready (model: {model})"
-            raise SpawnFailed(str(message)[:2000], events)
-        return events
+            last = events[-1] if events else {}
+            if last.get("ready"):
+                return events
+            if last.get("failed"):
+                raise SpawnFailed(str(last.get("message", "Spawn failed"))[:2000], events)
+            await asyncio.sleep(0.2)
+        raise SpawnFailed(f"the progress stream ended without ready or failed: {events[-3:]}"[:2000], events)
 
     async def server(self, user: str, server_name: str = "") -> dict[str, Any] | None:
         """The server's model from the API (None when it has none)."""

@@ -168,7 +168,8 @@ def run_example(column, mode, options, wheels, tmp_path_factory, tmp_path) -> No
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", *MODES[mode], *options, "tests"],
         cwd=project, env=env, capture_output=True, text=True, timeout=600,
     )
-    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    # the last line of pytest's own (the proxy may write after it)
+    summary = ([line for line in proc.stdout.splitlines() if re.match(r"^\d+ (passed|failed)", line)] or [""])[-1]
     log = tmp_path / "pytest.log"
     log.write_text(proc.stdout + proc.stderr)
     failures = [line for line in proc.stdout.splitlines() if line.startswith(("E ", "FAILED", "ERROR"))]
