@@ -140,7 +140,7 @@ class ExecAPI:
             out=out.extend,
             err=err.extend,
             hostname=c.config.get("Hostname") or c.short_id,
-            listen=lambda port, handler: c.listeners.__setitem__(port, handler),
+            listen=lambda port, handler: self._listen(c, port, handler),
             programs=self.programs,
         )
         run = asyncio.ensure_future(program.run(proc))

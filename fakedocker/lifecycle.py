@@ -45,7 +45,7 @@ from .http import PortProxy
 from .images import ImageStore
 from .networks import Network, Networks, mac_for
 from .ports import PortAllocator
-from .processes import LocalProcess, host_executable, is_singleuser, rewrite_singleuser
+from .processes import LocalProcess, host_command, host_executable, is_singleuser, rewrite_singleuser
 from .programs import (
     APPLETS,
     IGNORE,
@@ -332,7 +332,8 @@ class ContainerAPI:
             return False
         name = posixpath.basename(argv[0])
         if isinstance(self.processes, frozenset):
-            if name not in self.processes and argv[0] not in self.processes:
+            singleuser = is_singleuser(argv) and "jupyterhub-singleuser" in self.processes
+            if name not in self.processes and argv[0] not in self.processes and not singleuser:
                 return False
         elif name in APPLETS:
             return False
@@ -359,7 +360,9 @@ class ContainerAPI:
     async def _start(self, c: Container) -> None:
         argv = [c.path] + list(c.args)
         env = env_dict(c.config.get("Env"))
-        as_process = self._runs_as_process(argv)
+        as_process = self._runs_as_process(host_command(argv))
+        if as_process:
+            argv = host_command(argv)
         # Networks first: a missing one fails the start, as on the engine.
         attach: list[tuple[str, Network]] = []
         for net_name in c.networks:
@@ -526,9 +529,20 @@ class ContainerAPI:
                 aliases.append(c.short_id)
             ep["Aliases"] = aliases
         net.endpoints[c.id] = ep
+        for port in list(c.listeners):
+            net.serve(c.id, port, lambda p=port: c.listeners.get(p), self._spawn)
         self.bus.publish(
             "network", "connect", net.id, {"container": c.id, "name": net.name, "type": net.driver}
         )
+
+    def _listen(self, c: Container, port: int, handler: Any) -> None:
+        """A program listens on ``port``: through the published ports and on
+        the container's address in each network it is attached to."""
+        c.listeners[port] = handler
+        for net_name in c.networks:
+            net = self.networks.find(net_name)
+            if net is not None and c.id in net.endpoints:
+                net.serve(c.id, port, lambda p=port: c.listeners.get(p), self._spawn)
 
     def _detach(self, c: Container, net_name: str) -> None:
         ep = c.networks.get(net_name)
@@ -536,6 +550,7 @@ class ContainerAPI:
         if ep is None:
             return
         if net is not None and c.id in net.endpoints:
+            net.unserve(c.id)
             net.release_ip(ep.get("IPAddress", ""))
             del net.endpoints[c.id]
             self.bus.publish(
@@ -562,7 +577,7 @@ class ContainerAPI:
             out=lambda data: c.log("stdout", data),
             err=lambda data: c.log("stderr", data),
             hostname=c.config.get("Hostname") or c.short_id,
-            listen=lambda port, handler: c.listeners.__setitem__(port, handler),
+            listen=lambda port, handler: self._listen(c, port, handler),
             programs=self.programs,
             on_sigterm=c.sigterm,
         )

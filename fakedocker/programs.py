@@ -105,7 +105,7 @@ class Programs:
             name = posixpath.basename(argv[0])
         if name in self.table:
             return self.table[name], argv
-        if name.endswith("jupyterhub-singleuser"):
+        if is_singleuser_command(argv):
             return self.table["jupyterhub-singleuser"], argv
         return None, argv
 
@@ -405,6 +405,22 @@ async def _httpd(proc: Proc) -> int:
 
 
 # -- jupyterhub-singleuser -------------------------------------------------------------------
+
+#: docker-stacks' start scripts: they end in ``exec jupyterhub-singleuser "$@"``
+#: when the hub started the container (JUPYTERHUB_API_TOKEN is set).
+START_SCRIPTS = frozenset(
+    {"start-notebook.sh", "start-singleuser.sh", "start-notebook.py", "start-singleuser.py"}
+)
+
+
+def is_singleuser_command(argv: list[str]) -> bool:
+    """Whether a container command starts a single-user server:
+    ``jupyterhub-singleuser`` (any path or prefix) or a docker-stacks start script."""
+    if not argv:
+        return False
+    name = posixpath.basename(argv[0])
+    return name.endswith("jupyterhub-singleuser") or name in START_SCRIPTS
+
 
 
 def _jupyterhub_version() -> str:

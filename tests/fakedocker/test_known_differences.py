@@ -14,7 +14,7 @@ from fk_helpers import http_get, published
 
 
 async def test_1_image_command_the_simulator_does_not_know_runs_and_exits_143_on_sigterm(fake, run):
-    fake.add_image("example.org/notebook:1", config={"Cmd": ["start-notebook.sh"]})
+    fake.add_image("example.org/notebook:1", config={"Cmd": ["my-entrypoint.sh"]})
     cid = await run(None, image="example.org/notebook:1")
     assert (await fake.inspect_container(cid))["State"]["Running"] is True
     t0 = time.monotonic()
