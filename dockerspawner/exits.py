@@ -49,6 +49,12 @@ class ExitWatcher:
         if not self.watched and self._task is not None and not self._task.done():
             self._task.cancel()
 
+    async def close(self) -> None:
+        self.watched.clear()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=5)
+
     def exit_status(self, container_id: str) -> str | None:
         return self.statuses.get(container_id)
 
@@ -107,6 +113,12 @@ class ExitWatcher:
 
 
 _watchers: "weakref.WeakKeyDictionary[DockerEngine, ExitWatcher]" = weakref.WeakKeyDictionary()
+
+
+async def close_watchers(engine: DockerEngine | None = None) -> None:
+    for eng, found in list(_watchers.items()):
+        if engine is None or eng is engine:
+            await found.close()
 
 
 def watcher(engine: DockerEngine) -> ExitWatcher:

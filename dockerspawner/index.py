@@ -238,7 +238,16 @@ def index_for(engine: DockerEngine) -> ContainerIndex:
     return found
 
 
-async def close_indexes() -> None:
-    """Stop following every engine (tests and hub shutdown)."""
-    for index in list(_indexes.values()):
-        await index.close()
+async def close_indexes(engine: DockerEngine | None = None) -> None:
+    """Stop following ``engine`` (default: every engine), and stop its exit watcher.
+
+    For tests and embedders that close an engine while the loop goes on; a
+    follower that is not closed stops by itself once idle or once the engine
+    stops answering.
+    """
+    from . import exits
+
+    for eng, index in list(_indexes.items()):
+        if engine is None or eng is engine:
+            await index.close()
+    await exits.close_watchers(engine)

@@ -70,7 +70,10 @@ async def fake_docker_factory() -> AsyncIterator[Callable[..., FakeDocker]]:
         return fake
 
     yield make
+    from dockerspawner.index import close_indexes
+
     for fake in reversed(made):
+        await close_indexes(fake)  # the spawners' shared followers of this engine
         await fake.close()
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from dockerspawner.engine import EngineError, NotFound
+from dockerspawner.index import close_indexes
 
 TEST_IMAGE = "local/busybox:test"
 CONTRACT_LABEL = "org.jupyterhub.test"
@@ -183,6 +184,7 @@ async def engine(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
             if kind != "fake":
                 await cleanup_labelled(eng)
         finally:
+            await close_indexes(eng)
             await eng.close()
 
 
@@ -199,6 +201,7 @@ async def real_engine(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         try:
             await cleanup_labelled(eng)
         finally:
+            await close_indexes(eng)
             await eng.close()
 
 

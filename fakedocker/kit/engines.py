@@ -179,7 +179,10 @@ async def real_engine(kind: str) -> AsyncIterator[LabelledEngine]:
     try:
         yield labelled
     finally:
+        from dockerspawner.index import close_indexes
+
         try:
+            await close_indexes(labelled)
             await labelled.cleanup()
         finally:
             await stub.close()

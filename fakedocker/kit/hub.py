@@ -292,6 +292,9 @@ class HubFactory:
             app.db.close()
             app.log.handlers.clear()
         self.clients.clear()
+        from dockerspawner.index import close_indexes
+
+        await close_indexes(self.engine)  # the spawners' shared followers of this engine
         current = asyncio.current_task()
         deadline = time.monotonic() + 5
         while True:

@@ -17,6 +17,7 @@ import pytest
 
 from dockerspawner import DockerSpawner
 from dockerspawner.engine.connect import forget_engines
+from dockerspawner.index import close_indexes
 
 from contract.helpers import HTTPD_CMD
 
@@ -68,5 +69,6 @@ async def spawner_factory(engine: Any, test_image: str, test_labels: dict) -> It
             except Exception:  # noqa: BLE001 - the engine fixture removes what is left
                 pass
     for eng in forget_engines():
+        await close_indexes(eng)
         await eng.close()
     db.close()
