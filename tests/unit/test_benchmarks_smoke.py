@@ -73,3 +73,15 @@ async def test_pull_isolation_runs(real_engine):
         await real_engine.inspect_image(result["image"]["ref"])  # removed locally again
     assert "serialized/ours" in pull_isolation.report(result)
 
+
+
+def test_poll_cost_runs_and_the_index_makes_no_calls_per_interval():
+    # fakedocker only: no engine needed; the shape, and the one structural claim
+    from benchmarks import poll_cost
+
+    result = poll_cost.main(["--users", "5", "--intervals", "2", "--quiet"])
+    (row,) = result["rows"]
+    assert row["users"] == 5
+    assert row["index"]["engine_calls"] == 0
+    assert row["inspect_each"]["engine_calls"] == 5
+    assert set(row["floor"]) == {"cpu_s"}
