@@ -2,8 +2,10 @@
 
 For any user and server name, under each scheme, ``specs.check_confined``
 either raises ValueError or returns a path that (once normalised) lies inside
-the template's fixed leading directory, with no NUL byte and no component over
-255 bytes (``specs.NAME_MAX``); and it raises only when one of those would fail.
+the template's fixed leading directory, with no NUL byte, no ':' in a filled-in
+component (it would split the engine's ``source:target:mode`` bind) and no
+component over 255 bytes (``specs.NAME_MAX``); and it raises only when one of
+those would fail.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def must_refuse(template: str, rendered: str) -> bool:
     if "\x00" in rendered or len(parts) != len(template_parts):
         return True
     return any(
-        "{" in t and (p in (".", "..") or len(p.encode("utf-8", "surrogatepass")) > specs.NAME_MAX)
+        "{" in t and (p in (".", "..") or ":" in p or len(p.encode("utf-8", "surrogatepass")) > specs.NAME_MAX)
         for t, p in zip(template_parts, parts)
     )
 
@@ -56,6 +58,9 @@ def must_refuse(template: str, rendered: str) -> bool:
 @example("a/../../etc", "", "escape", "/srv/users/{raw_username}")
 @example("alice", "..", "escape", "/home/{raw_username}/{raw_servername}")
 @example("ü" * 128, "", "escape", "/srv/users/{raw_username}")
+# found by the contract sample (tests/contract/test_generated_bodies.py): the real
+# engine refuses the bind "/srv/users/a:b:/home/jovyan:rw" with a 500
+@example("a:b", "", "escape", "/srv/users/{raw_username}")
 def test_templates_stay_confined_and_short(username, servername, scheme, template):
     ns = naming.template_namespace(
         username=username, servername=servername, prefix="jupyter", image="img:1", escape=naming.SCHEMES[scheme]
