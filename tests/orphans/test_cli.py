@@ -119,6 +119,11 @@ def test_unreachable_engine_is_one_line(cli, cwd, hub_db):
     assert list(cwd.iterdir()) == []
 
 
+def test_docker_host_is_honoured(cli, cwd, hub_db, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/ev-env.sock")
+    assert_one_line_error(cli("--db-url", hub_db({})), "ev-env.sock")
+
+
 def test_tls_options_must_pair(cli, cwd, hub_db):
     result = cli("--db-url", hub_db({}), "--tls-cert", "client.pem")
     assert_one_line_error(result, "--tls-cert and --tls-key")

@@ -35,6 +35,7 @@ import hashlib
 import string
 
 import escapism
+import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
@@ -128,13 +129,26 @@ def test_printable_names_are_the_established_escaping(username, servername):
     assert established(username, servername, "escape") == expected
 
 
-@examples(400)
-@given(usernames, servernames, usernames, servernames)
-@example("a", "Lab", "a", "lab")
-@example("\x01" + "2", "", "\x12", "")
-def test_established_names_collide_only_by_server_case(u1, s1, u2, s2):
+def _near(s: str) -> st.SearchStrategy[str]:
+    """Names close to ``s``: itself, its case variants, a character more or less."""
+    return st.sampled_from([s, s.lower(), s.upper(), s.swapcase(), s[:-1], s + "-", s + "\x00"]) | servernames
+
+
+def assert_collide_only_by_server_case(u1: str, s1: str, u2: str, s2: str) -> None:
     same_name = established(u1, s1, "escape") == established(u2, s2, "escape")
     assert same_name == (u1 == u2 and s1.lower() == s2.lower())
+
+
+@examples(400)
+@given(st.data())
+def test_established_names_collide_only_by_server_case(data):
+    u1, s1 = data.draw(usernames), data.draw(servernames)
+    assert_collide_only_by_server_case(u1, s1, data.draw(_near(u1).filter(bool)), data.draw(_near(s1)))
+
+
+@pytest.mark.parametrize("pair", [("a", "Lab", "a", "lab"), ("\x01" + "2", "", "\x12", "")])
+def test_established_names_collide_only_by_server_case_examples(pair):
+    assert_collide_only_by_server_case(*pair)
 
 
 @examples(200)
