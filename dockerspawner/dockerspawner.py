@@ -239,12 +239,12 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         db = getattr(self.user, "db", None)
         if db is None:
             return
-        from jupyterhub import orm
-
-        owned = orphans.owned_refs(s.state for s in db.query(orm.Spawner))
+        # Created is in whole seconds: spare everything from this second on, taken
+        # before the database read so that a newer user's container is never judged
+        created_before = math.floor(time.time())
+        owners = orphans.hub_owners(db)  # owner labels decide, not states ({} after stop)
         task = loop.create_task(
-            # Created is in whole seconds: spare everything from this second on
-            orphans.remove_orphans(engine, owned, prefix=self.prefix, created_before=math.floor(time.time()))
+            orphans.remove_orphans(engine, owners, prefix=self.prefix, created_before=created_before, logger=self.log)
         )
         task.add_done_callback(self._orphan_sweep_done)
 

@@ -270,6 +270,8 @@ def distinct_name(name: str, owner_key: str, *, max_length: int = 63) -> str:
     no escaped user or server name can produce it.  ``name`` is shortened to
     keep the result within ``max_length`` (63: DNS label / Swarm service
     limit); the suffix ends in a hex digit, so a valid DNS label stays one.
+    A cut that ends in ``-`` drops it: ``<cut>-`` + ``-x<hash>`` would read
+    as ``<user>--x<hash>``, the established name of a server ``x<hash>``.
     The spawner must still check that the derived name is not held too.
     """
     digest = hashlib.sha256(owner_key.encode("utf-8", "surrogatepass")).hexdigest()
@@ -277,7 +279,10 @@ def distinct_name(name: str, owner_key: str, *, max_length: int = 63) -> str:
     keep = max_length - len(suffix)
     if keep < 1:
         raise ValueError(f"max_length must be at least {len(suffix) + 1}, not {max_length}")
-    return name[:keep] + suffix
+    base = name[:keep]
+    if len(name) > keep:
+        base = base.rstrip("-") or base
+    return base + suffix
 
 
 def owner_labels(username: str, servername: str) -> dict[str, str]:

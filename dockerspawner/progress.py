@@ -66,7 +66,8 @@ class PullProgress:
                 size = size or guess
                 total += size
                 done += size if layer in self.finished else current
-            raw = int(100 * done / total)
+            # done == total can still give 99.999...: a finished pull must read 100
+            raw = 100 if done >= total else int(100 * done / total)
         elif self.layers and self.finished >= set(self.layers):
             raw = 100
         else:

@@ -110,7 +110,8 @@ def check_confined(template: str, rendered: str) -> str:
 
     ``/srv/users/{raw_username}/work`` names one directory per user; a name
     with ``/`` would reach another user's directory or leave ``/srv/users``,
-    and ``.``, ``..`` or an empty name would name the parent. Names are not
+    and ``.``, ``..`` or an empty name would name the parent; ``:`` would split
+    the engine's ``source:target:mode`` bind. Names are not
     decoded, so ``%2e%2e`` or look-alike characters stay plain file names.
     """
     if "{" not in template:
@@ -126,6 +127,9 @@ def check_confined(template: str, rendered: str) -> str:
         # "" (the default server's {servername}) collapses like "a//b"; it cannot climb
         if part in (".", ".."):
             raise ValueError(f"{shown} (from {template!r}): a name filled in makes the path component {part!r}")
+        if ":" in part:
+            # a bind is "source:target:mode": the engine refuses a path with ':' (500)
+            raise ValueError(f"{shown} (from {template!r}): a name filled in contains ':', which a bind cannot carry")
         size = len(part.encode("utf-8", "surrogatepass"))
         if size > NAME_MAX:
             raise ValueError(

@@ -4,7 +4,7 @@
   helper container and no certs volume behind that were not there before.
 - ``stop`` is idempotent ("not found" and "removal in progress" count as done); a
   start right after a stop (remove=True) waits for the old container to be gone.
-- ``remove_orphans=True`` removes labelled containers no state owns, once, at the
+- ``remove_orphans=True`` removes labelled containers whose owner left the database, once, at the
   first spawner; keeps owned ones and ones created after the sweep started; logs it.
 - With remove=False a stopped container is reused only if it is what the spawner
   would create now; otherwise it is recreated, keeping named volumes, and the log
@@ -437,7 +437,9 @@ async def orphan_setup(fake, make_spawner):
     await owned.start()
     await save_state(owned)
     orphan = make_spawner("carol", image=IMAGE)
-    await orphan.start()  # state never saved: its user was deleted
+    await orphan.start()  # state never saved, then its user was deleted
+    orphan.user.db.delete(orphan.user.orm_user)
+    orphan.user.db.commit()
     # labelled but not ours by prefix; unlabelled (dockerspawner 14); not labelled at all
     await fake.create_container(
         {"image": IMAGE, "name": "other-carol", "command": ["sleep", "1"], "labels": naming.owner_labels("x", "")}
