@@ -867,6 +867,14 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
                 f"container name {_clip(name)} from name_template {self.name_template!r} is not valid for the"
                 " engine ([a-zA-Z0-9][a-zA-Z0-9_.-]+): fix DockerSpawner.name_template",
             )
+        hostname = spec.get("hostname") or ""
+        if len(hostname) > 63:
+            raise SpawnError(
+                "Your server's name is too long to be used as a host name on this hub.",
+                f"hostname {_clip(hostname)} of {self._log_name} is {len(hostname)} characters; a host name has at"
+                " most 63 (the engine fails at start): use escape='safe' (names that are DNS labels) or a shorter"
+                " name_template, or turn off use_internal_hostname",
+            )
         for _ in range(4):
             try:
                 cid = await self._create_once(spec)

@@ -58,7 +58,7 @@ from .programs import (
 from .filters import check as check_filters
 from .health import health_status, healthcheck_of, new_health, run_checks
 from .restart import next_delay, should_restart
-from .validation import create_error, device_error, executable_error
+from .validation import create_error, device_error, env_error, executable_error, runtime_error
 from .volumes import Volume, Volumes
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -153,7 +153,7 @@ class ContainerAPI:
         else:
             full = "/" + self._random_name()
         host_config = fill_host_config(body.get("HostConfig"))
-        refused = create_error(host_config)
+        refused = create_error(host_config) or env_error((body.get("Env") or []))
         if refused:
             raise EngineError(refused, 400)
         fs = ContainerFS(image.files, image.dirs, image.meta, read_only=bool(host_config.get("ReadonlyRootfs")))
@@ -310,7 +310,7 @@ class ContainerAPI:
                 self._container(target)
             except NotFound:
                 raise self._fail_start(c, f"No such container: {target}", 404) from None
-        refused = device_error(c.host_config.get("DeviceRequests"), self.device_drivers)
+        refused = device_error(c.host_config.get("DeviceRequests"), self.device_drivers) or runtime_error(c.config)
         if refused:
             raise self._fail_start(c, refused)
         if c.host_config.get("Init"):

@@ -21,6 +21,28 @@ MIN_MEMORY = 6 * 1024 * 1024
 NVIDIA = {"nvidia": frozenset({"gpu", "nvidia", "compute", "compat32", "graphics", "utility", "video", "display"})}
 
 
+def env_error(env: Iterable[str] | None) -> str | None:
+    """The daemon's check of the create's Env entries (status 400)."""
+    for entry in env or ():
+        if entry.startswith("="):
+            return f"invalid environment variable: {entry}"
+    return None
+
+
+#: Longest hostname the kernel accepts (sethostname(2)).
+HOST_NAME_MAX = 64
+
+
+def runtime_error(config: Mapping[str, Any]) -> str | None:
+    """What runc refuses at start for the container's config (status 500, exit 128)."""
+    if len(config.get("Hostname") or "") > HOST_NAME_MAX:
+        return (
+            "failed to create shim task: OCI runtime create failed: runc create failed: unable to start"
+            " container process: error during container init: sethostname: invalid argument: unknown"
+        )
+    return None
+
+
 def create_error(hc: Mapping[str, Any]) -> str | None:
     """The daemon's verdict on a create's HostConfig (status 400)."""
     policy = hc.get("RestartPolicy") or {}

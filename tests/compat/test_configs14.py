@@ -294,3 +294,12 @@ async def test_unknown_user_options_are_ignored_when_switched_back(spawner_facto
     lenient.user_options = {"colour": "blue"}
     await lenient.start()
     await lenient.stop()
+
+
+async def test_internal_hostname_too_long_for_the_kernel_is_a_clear_error(spawner_factory, engine):
+    spawner = spawner_factory(name="a" * 70, use_internal_hostname=True)
+    with pytest.raises(Exception) as info:
+        await spawner.start()
+    assert "too long to be used as a host name" in info.value.jupyterhub_message
+    assert "escape='safe'" in str(info.value)
+    assert not await engine.list_containers(all=True, filters={"label": [f"{naming.LABEL_USER}={'a' * 70}"]})

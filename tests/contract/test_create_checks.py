@@ -138,3 +138,18 @@ async def _removed(engine, cid: str) -> bool:
     except NotFound:
         return True
     return False
+
+
+async def test_create_refuses_an_env_entry_without_a_name(engine, make_container, label_filters):
+    with pytest.raises(EngineError) as info:
+        await make_container(["true"], environment=["=x"])
+    assert info.value.status == 400 and "invalid environment variable: =x" in info.value.explanation
+    assert await engine.list_containers(all=True, filters={"label": label_filters}) == []
+
+
+async def test_hostname_longer_than_64_fails_the_start(engine, make_container):
+    cid = await make_container(["sleep", "30"], hostname="h" * 65)
+    with pytest.raises(EngineError) as info:
+        await engine.start_container(cid)
+    assert info.value.status == 500 and "sethostname: invalid argument" in info.value.explanation
+    _assert_refused_start((await engine.inspect_container(cid))["State"], 128, "sethostname: invalid argument")
