@@ -119,6 +119,9 @@ class TaskView:
     node_id: str
     exit_code: int | None
     created_at: str
+    container_id: str = ""
+    #: target port -> published port, for host-mode ports (swarm lists each once per IPv4 and IPv6)
+    ports: Mapping[int, int] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -126,6 +129,11 @@ class TaskView:
         status = _dict(task.get("Status"))
         container = _dict(status.get("ContainerStatus"))
         code = container.get("ExitCode")
+        ports = {
+            int(p["TargetPort"]): int(p["PublishedPort"])
+            for p in _dict(status.get("PortStatus")).get("Ports") or []
+            if p.get("TargetPort") and p.get("PublishedPort")
+        }
         return cls(
             id=task.get("ID") or "",
             state=(status.get("State") or "").lower(),
@@ -135,12 +143,26 @@ class TaskView:
             node_id=task.get("NodeID") or "",
             exit_code=int(code) if isinstance(code, int) else None,
             created_at=task.get("CreatedAt") or "",
+            container_id=container.get("ContainerID") or "",
+            ports=ports,
             raw=task,
         )
 
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def live(self) -> bool:
+        """Wanted by the orchestrator: ``running``, or ``ready`` while a restarted
+        task waits out its restart delay."""
+        return self.desired_state in ("running", "ready")
+
+    @property
+    def serving(self) -> bool:
+        """Running and still wanted; a task whose node went down keeps saying
+        ``running`` but is desired ``shutdown``."""
+        return self.running and self.desired_state == "running"
 
     @property
     def failed(self) -> bool:
@@ -191,11 +213,11 @@ class ServiceView:
         return self.labels.get(naming.LABEL_SPEC_HASH)
 
 
-def newest_task(tasks: list[Mapping[str, Any]]) -> TaskView | None:
-    """The task that matters: a live one if any, else the most recent."""
-    views = [TaskView.of(t) for t in tasks]
+def newest_task(tasks: list[Mapping[str, Any]] | list[TaskView]) -> TaskView | None:
+    """The task that matters: a live one (desired running or ready) if any, else the most recent."""
+    views = [t if isinstance(t, TaskView) else TaskView.of(t) for t in tasks]
     if not views:
         return None
-    live = [t for t in views if t.desired_state == "running"]
+    live = [t for t in views if t.live]
     pool = live or views
     return max(pool, key=lambda t: t.created_at)

@@ -183,16 +183,11 @@ def _merge_task(spec: dict, **task: object) -> dict:
 
 
 async def _nodes(engine) -> list[dict]:
-    """The swarm's nodes (the protocol has no node calls yet: docker-py's own for real engines)."""
-    if engine.engine_kind == "fake":
-        return await engine.list_nodes()
-    return await engine._call("nodes")
+    return await engine.list_nodes()
 
 
 async def _inspect_node(engine, ref: str) -> dict:
-    if engine.engine_kind == "fake":
-        return await engine.inspect_node(ref)
-    return await engine._call("inspect_node", ref)
+    return await engine.inspect_node(ref)
 
 
 async def _trace(engine, sid: str, until, timeout: float = 30) -> list[tuple]:
