@@ -127,10 +127,13 @@ class SwarmSpawner(DockerSpawner):
         return binds_to_mounts(self.volume_binds) + self.mount_binds
 
     def load_state(self, state: dict) -> None:
-        # as DockerSpawner, without its container exit watcher
+        # as DockerSpawner (and the service_id/service_name of SwarmSpawner < 0.10), without its exit watcher
         Spawner.load_state(self, state)
-        self.object_id = state.get("object_id") or state.get("service_id") or ""
-        self.object_name = state.get("object_name") or state.get("service_name") or self._default_object_name()
+        self.object_id = state.get("object_id") or state.get("service_id") or state.get("container_id") or ""
+        self.object_name = (
+            state.get("object_name") or state.get("service_name") or state.get("container_name")
+            or self._default_object_name()
+        )
 
     # -- the spec ------------------------------------------------------------------------
     async def _service_plan(self) -> ServicePlan:

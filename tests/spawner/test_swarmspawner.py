@@ -137,6 +137,9 @@ async def test_state_round_trip_and_a_restarted_hub_finds_the_service(fake, swar
     again.load_state(state)
     assert (again.service_id, again.service_name) == (sp.service_id, "jupyter-alice")
     assert await again.poll() is None
+    legacy = swarm_spawner()
+    legacy.load_state({"service_id": sp.service_id, "service_name": "jupyter-alice"})  # SwarmSpawner < 0.10
+    assert await legacy.poll() is None and legacy.get_state() == state
     nameonly = swarm_spawner()
     nameonly.load_state({})
     assert await nameonly.poll() is None and nameonly.service_id == sp.service_id  # found by name and labels
