@@ -127,7 +127,7 @@ class SwarmSpawner(DockerSpawner):
         return binds_to_mounts(self.volume_binds) + self.mount_binds
 
     def load_state(self, state: dict) -> None:
-        # as DockerSpawner (and the service_id/service_name of SwarmSpawner < 0.10), without its exit watcher
+        # as DockerSpawner (also under the alias names service_id/service_name), without its exit watcher
         Spawner.load_state(self, state)
         self.object_id = state.get("object_id") or state.get("service_id") or state.get("container_id") or ""
         self.object_name = (

@@ -138,7 +138,7 @@ async def test_state_round_trip_and_a_restarted_hub_finds_the_service(fake, swar
     assert (again.service_id, again.service_name) == (sp.service_id, "jupyter-alice")
     assert await again.poll() is None
     legacy = swarm_spawner()
-    legacy.load_state({"service_id": sp.service_id, "service_name": "jupyter-alice"})  # SwarmSpawner < 0.10
+    legacy.load_state({"service_id": sp.service_id, "service_name": "jupyter-alice"})  # the alias names
     assert await legacy.poll() is None and legacy.get_state() == state
     nameonly = swarm_spawner()
     nameonly.load_state({})
