@@ -132,7 +132,7 @@ class TaskView:
         ports = {
             int(p["TargetPort"]): int(p["PublishedPort"])
             for p in _dict(status.get("PortStatus")).get("Ports") or []
-            if p.get("TargetPort") and p.get("PublishedPort")
+            if p.get("TargetPort") and p.get("PublishedPort") and p.get("PublishMode", "host") == "host"
         }
         return cls(
             id=task.get("ID") or "",

@@ -452,6 +452,25 @@ async def test_host_mode_published_port(swarm, test_image, test_labels, unique_n
     assert status == 200 and body.strip() == HTTPD_BODY
 
 
+async def test_an_ingress_port_is_the_services_not_the_tasks(swarm, test_image, test_labels, unique_name):
+    """SwarmSpawner reads a host-mode port from the task and an ingress port from
+    the service: the task's PortStatus lists host-mode ports only. (Nothing
+    connects: this machine has no IPVS for the routing mesh.)"""
+    ingress = {"Protocol": "tcp", "TargetPort": 8888}
+    sid = await swarm.create_service(
+        service_spec(unique_name("ing"), test_image, test_labels, HTTPD_CMD, EndpointSpec={"Ports": [ingress]}))
+    task = await eventually(lambda: _task_in(swarm, sid, {"running"}), timeout=30, interval=0.05)
+    assert task["Status"]["PortStatus"] == {}
+
+    async def published():
+        ports = (await swarm.inspect_service(sid))["Endpoint"].get("Ports") or []
+        return ports if ports and ports[0].get("PublishedPort") else None
+
+    (port,) = await eventually(published, timeout=10)
+    assert dict(port, PublishedPort=0) == dict(ingress, PublishMode="ingress", PublishedPort=0)
+    assert port["PublishedPort"] > 0
+
+
 async def test_removing_a_service_leaves_its_tasks_desired_remove_until_stopped(swarm, new_service):
     sid, _ = await new_service()
     running = await eventually(lambda: _task_in(swarm, sid, {"running"}), timeout=30, interval=0.05)

@@ -357,6 +357,15 @@ async def test_internal_addressing_by_service_name_with_dnsrr(fake, make_spawner
     await sp.stop()
 
 
+async def test_an_ingress_port_from_extra_endpoint_spec_is_reached_at_host_ip(fake, swarm_spawner):
+    sp = swarm_spawner(extra_endpoint_spec={"ports": {None: (8888, "tcp")}})
+    ip, port = await sp.start()
+    (published,) = (await fake.inspect_service(sp.service_id))["Endpoint"]["Ports"]
+    assert published["PublishMode"] == "ingress"
+    assert (ip, port) == (sp.host_ip, published["PublishedPort"])
+    await sp.stop()
+
+
 # -- engine errors and cancellation -------------------------------------------------------------------
 
 
