@@ -21,6 +21,7 @@ from traitlets.config import Config
 from dockerspawner import SpawnError, SwarmSpawner, naming
 from dockerspawner.engine import EngineError, EngineUnavailable
 from dockerspawner.swarmspawner import only_constraints
+from dockerspawner.views import TaskView, newest_task
 
 from contract.helpers import eventually, http_get
 
@@ -282,6 +283,26 @@ async def test_a_constraint_on_a_down_node_waits_for_it(fake, swarm_spawner):
 )
 def test_only_constraints(err, only):
     assert only_constraints(err) is only
+
+
+def _task(tid: str, state: str, desired: str, created: str, **status) -> dict:
+    return {"ID": tid, "DesiredState": desired, "CreatedAt": created, "Status": {"State": state, **status}}
+
+
+def test_newest_task_prefers_a_restarted_task_waiting_desired_ready():
+    """After a node went down: the old task stays "running" (stale, desired
+    shutdown); its replacement waits out the restart delay desired "ready"."""
+    old = _task("old", "running", "shutdown", "2026-01-01T00:00:01Z")
+    new = _task("new", "pending", "ready", "2026-01-01T00:00:05Z", Err="no suitable node (1 node not available for new tasks)")
+    assert newest_task([new, old]).id == "new"
+    ended = _task("ended", "rejected", "shutdown", "2026-01-01T00:00:09Z")
+    assert newest_task([ended, new, old]).id == "new", "a live (desired ready) task wins over a newer ended one"
+    assert newest_task([old]).id == "old" and newest_task([]) is None
+    view = TaskView.of(old)
+    assert view.running and not view.serving and not view.live
+    ports = {"Ports": [{"TargetPort": 8888, "PublishedPort": 30001, "PublishMode": "ingress"},
+                       {"TargetPort": 8888, "PublishedPort": 41000, "PublishMode": "host"}]}
+    assert TaskView.of(_task("t", "running", "running", "x", PortStatus=ports)).ports == {8888: 41000}
 
 
 async def test_the_worker_going_down_is_reported_by_poll_and_stop_cleans_up(fake, swarm_spawner):
