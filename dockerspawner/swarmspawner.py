@@ -21,8 +21,9 @@ from jupyterhub.traitlets import Callable as CallableTrait
 from traitlets import Dict, Unicode, Union, default
 
 from . import naming
-from .dockerspawner import DockerSpawner, SpawnError, _short
+from .dockerspawner import DockerSpawner
 from .engine import Conflict, EngineError, EngineUnavailable, NotFound
+from .errors import SpawnError, _short
 from .progress import PHASES
 from .service_specs import ServicePlan, binds_to_mounts, service_spec
 from .specs import render_templates

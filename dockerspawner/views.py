@@ -120,7 +120,7 @@ class TaskView:
     exit_code: int | None
     created_at: str
     container_id: str = ""
-    #: target port -> published port, for host-mode ports (swarm lists each once per IPv4 and IPv6)
+    #: target port -> published port of host-mode ports (swarm lists each once for IPv4, then IPv6)
     ports: Mapping[int, int] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
@@ -129,11 +129,11 @@ class TaskView:
         status = _dict(task.get("Status"))
         container = _dict(status.get("ContainerStatus"))
         code = container.get("ExitCode")
-        ports = {
-            int(p["TargetPort"]): int(p["PublishedPort"])
-            for p in _dict(status.get("PortStatus")).get("Ports") or []
-            if p.get("TargetPort") and p.get("PublishedPort") and p.get("PublishMode", "host") == "host"
-        }
+        ports: dict[int, int] = {}
+        for p in _dict(status.get("PortStatus")).get("Ports") or []:
+            if p.get("TargetPort") and p.get("PublishedPort") and p.get("PublishMode", "host") == "host":
+                # the first is the IPv4 binding; the engine may give the IPv6 one another port
+                ports.setdefault(int(p["TargetPort"]), int(p["PublishedPort"]))
         return cls(
             id=task.get("ID") or "",
             state=(status.get("State") or "").lower(),

@@ -300,9 +300,11 @@ def test_newest_task_prefers_a_restarted_task_waiting_desired_ready():
     assert newest_task([old]).id == "old" and newest_task([]) is None
     view = TaskView.of(old)
     assert view.running and not view.serving and not view.live
+    # Docker 20.10 may give the IPv6 binding (listed second) another host port than the IPv4 one
     ports = {"Ports": [{"TargetPort": 8888, "PublishedPort": 30001, "PublishMode": "ingress"},
-                       {"TargetPort": 8888, "PublishedPort": 41000, "PublishMode": "host"}]}
-    assert TaskView.of(_task("t", "running", "running", "x", PortStatus=ports)).ports == {8888: 41000}
+                       {"TargetPort": 8888, "PublishedPort": 32787, "PublishMode": "host"},
+                       {"TargetPort": 8888, "PublishedPort": 32786, "PublishMode": "host"}]}
+    assert TaskView.of(_task("t", "running", "running", "x", PortStatus=ports)).ports == {8888: 32787}
 
 
 async def test_the_worker_going_down_is_reported_by_poll_and_stop_cleans_up(fake, swarm_spawner):
