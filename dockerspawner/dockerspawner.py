@@ -558,8 +558,8 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
             if view is not None:
                 if view.owner is not None and view.owner != self._owner:
                     raise SpawnError(
-                        "Your server's container belongs to someone else.",
-                        f"container {view.name} ({view.id[:12]}) in the saved state of {self._log_name}"
+                        f"Your server's {self.object_type} belongs to someone else.",
+                        f"{self.object_type} {view.name} ({view.id[:12]}) in the saved state of {self._log_name}"
                         " is labelled for another owner; refusing to use it",
                     )
                 self.object_name = view.name
@@ -577,9 +577,9 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
                 distinct = naming.distinct_name(established, naming.owner_key(*self._owner))
                 if view.owner is None and view.running:
                     self.log.warning(
-                        "A running container %s without owner labels holds the name of %s's server;"
+                        "A running %s %s without owner labels holds the name of %s's server;"
                         " leaving it alone and using %s. Remove or rename it if it is a leftover.",
-                        name, self._log_name, distinct,
+                        self.object_type, name, self._log_name, distinct,
                     )
                 self.object_name = distinct
                 mine = await self._inspect(distinct)
