@@ -176,7 +176,10 @@ class SwarmSpawner(DockerSpawner):
             ) from None
 
     # -- the object hooks (services) ---------------------------------------------------------
-    async def _inspect_service(self, ref: str) -> ServiceView | None:
+    async def _inspect(self, ref: str) -> ServiceView | None:  # type: ignore[override]
+        """The service view DockerSpawner's ``get_object`` and ``_adoptable`` read:
+        so a service is found by saved id, else by name and owner labels, and
+        never adopted across owners, exactly as a container is."""
         try:
             return ServiceView.of(await self.docker_engine.inspect_service(ref))
         except NotFound:
@@ -192,47 +195,6 @@ class SwarmSpawner(DockerSpawner):
             f"swarm call for {self._log_name} failed: {_short(error.explanation, 500)}; point SwarmSpawner at a"
             " swarm manager (DOCKER_HOST, client_kwargs) or run `docker swarm init`",
         )
-
-    async def get_object(self) -> dict | None:
-        """This server's service (inspect JSON), or None; never another owner's.
-
-        By saved id (an unlabelled one too: 14 made it), else by name, labelled
-        for this owner; a name held by someone else sends this server to its
-        derived name.
-        """
-        if self.object_id:
-            view = await self._inspect_service(self.object_id)
-            if view is not None:
-                if view.owner is not None and view.owner != self._owner:
-                    raise SpawnError(
-                        "Your server's service belongs to someone else.",
-                        f"service {view.name} ({view.id[:12]}) in the saved state of {self._log_name}"
-                        " is labelled for another owner; refusing to use it",
-                    )
-                self.object_name = view.name
-                return dict(view.raw)
-            self.object_id = ""
-        established = self._established_name()
-        for name in dict.fromkeys([self.object_name or established, established]):
-            view = await self._inspect_service(name)
-            if view is None:
-                continue
-            if view.owner == self._owner:
-                self.object_name, self.object_id = view.name, view.id
-                return dict(view.raw)
-            if name == established:
-                distinct = self._distinct_name()
-                self.log.warning(
-                    "Service %s (%s) holds the name of %s's server; leaving it alone and using %s",
-                    name, "labelled for another owner" if view.owner else "without owner labels",
-                    self._log_name, distinct,
-                )
-                self.object_name = distinct
-                mine = await self._inspect_service(distinct)
-                if mine is not None and mine.owner == self._owner:
-                    self.object_id = mine.id
-                    return dict(mine.raw)
-        return None
 
     def _distinct_name(self) -> str:
         return naming.distinct_name(self._established_name(), naming.owner_key(*self._owner))
@@ -258,7 +220,7 @@ class SwarmSpawner(DockerSpawner):
                 self.object_name = body["Name"]
                 return sid
             except Conflict:
-                holder = await self._inspect_service(body["Name"])
+                holder = await self._inspect(body["Name"])
                 if holder is not None and holder.owner == self._owner:
                     await self._remove_service(holder.id)
                     continue
@@ -310,7 +272,7 @@ class SwarmSpawner(DockerSpawner):
         create = asyncio.ensure_future(self.docker_engine.create_service(body))
 
         async def undo_create() -> None:
-            view = await self._inspect_service(name)
+            view = await self._inspect(name)
             if view is not None and view.owner == self._owner:
                 await self._remove_service(view.id)
             try:  # the call may still be under way: remove what it makes
@@ -480,15 +442,6 @@ class SwarmSpawner(DockerSpawner):
             f" {task.state}: {_short(reason, 1000)}; check the image, command and node",
         )
 
-    async def _log_tail(self, container_id: str) -> str:
-        """The last log lines of a task's container, if it is on this engine's node."""
-        try:
-            logs = await self.docker_engine.container_logs(container_id, tail=20)
-        except EngineError:
-            return ""
-        tail = self._redact("\n".join(logs.strip().splitlines()[-5:]))
-        return "\n".join(_short(line, 300) for line in tail.splitlines())
-
     async def _node(self, node_id: str) -> dict:
         try:
             return await self.docker_engine.inspect_node(node_id)
@@ -573,12 +526,8 @@ class SwarmSpawner(DockerSpawner):
             if serving is not None and await self._same_address(serving):
                 return None
             return await self._stopped_status(tasks, serving)
-        except EngineUnavailable as e:
-            self.log.warning("Engine unreachable while polling %s, assuming it still runs: %s", self._log_name, e)
-            return None
         except EngineError as e:
-            if e.status is not None and e.status >= 500:
-                self.log.warning("Engine error while polling %s, assuming it still runs: %s", self._log_name, e)
+            if self._engine_hiccup(e):
                 return None
             raise
 

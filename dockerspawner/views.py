@@ -212,6 +212,13 @@ class ServiceView:
     def spec_hash(self) -> str | None:
         return self.labels.get(naming.LABEL_SPEC_HASH)
 
+    @property
+    def running(self) -> bool:
+        """A service is always meant to run (whether a task does is the task's
+        to say), so an unlabelled one is treated as in use, like a running
+        container: never taken unless the saved state names it."""
+        return True
+
 
 def newest_task(tasks: list[Mapping[str, Any]] | list[TaskView]) -> TaskView | None:
     """The task that matters: a live one (desired running or ready) if any, else the most recent."""
