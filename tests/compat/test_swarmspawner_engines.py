@@ -26,9 +26,9 @@ async def swarm_factory(spawner_factory, engine, test_labels):
     state = ((await engine.info()).get("Swarm") or {}).get("LocalNodeState")
     assert state == "active", f"the engine's swarm must be active for SwarmSpawner tests (LocalNodeState={state!r})"
 
-    def make(name: str = "alice", **traits):
+    def make(name: str = "alice", cls: type = SwarmSpawner, **traits):
         traits.setdefault("prefix", f"ssp-{test_labels['org.jupyterhub.test.run']}")
-        return spawner_factory(SwarmSpawner, name, **traits)
+        return spawner_factory(cls, name, **traits)
 
     return make
 
@@ -84,3 +84,23 @@ async def test_a_server_that_exits_fails_the_start_with_swarms_message(swarm_fac
         await sp.start()
     assert time.monotonic() - t0 < 15
     assert info.value.jupyterhub_message.startswith("Your server exited while starting: task: non-zero exit (1)")
+
+
+class TeamSwarmSpawner(SwarmSpawner):
+    """A 14-style subclass: adds a service label in create_object, then defers."""
+
+    async def create_object(self):
+        labels = dict(self.extra_create_kwargs.get("labels") or {})
+        labels["org.example.team"] = f"team-of-{self.user.name}"
+        self.extra_create_kwargs = {**self.extra_create_kwargs, "labels": labels}
+        return await super().create_object()
+
+
+async def test_a_subclass_overriding_create_object(swarm_factory, engine):
+    sp = swarm_factory(cls=TeamSwarmSpawner)
+    ip, port = await sp.start()
+    labels = (await engine.inspect_service(sp.service_id))["Spec"]["Labels"]
+    assert labels["org.example.team"] == "team-of-alice"
+    assert naming.labels_owner(labels) == ("alice", "")
+    assert (await http_get(f"http://{ip}:{port}/"))[0] == 200
+    await sp.stop()
