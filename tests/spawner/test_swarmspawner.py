@@ -100,7 +100,7 @@ async def test_progress_names_each_step_and_the_node(fake_docker_factory, make_s
     fake.add_image(IMAGE, config={"Cmd": ["jupyterhub-singleuser"]})
     fake.swarm.add_node("worker-7", labels={"zone": "b"})
     sp = make_spawner(
-        engine=fake, spawner_class=SwarmSpawner, image=IMAGE, use_internal_ip=False,
+        "alice", engine=fake, spawner_class=SwarmSpawner, image=IMAGE, use_internal_ip=False,
         extra_placement_spec={"constraints": ["node.labels.zone==b"]},
     )
     progress = asyncio.ensure_future(collect_progress(sp))
@@ -368,7 +368,7 @@ async def test_a_restart_at_the_same_address_keeps_running(fake, swarm_spawner):
 async def test_internal_addressing_by_service_name_with_dnsrr(fake, make_spawner):
     await fake.create_network("ssp-overlay", driver="overlay", attachable=True)
     sp = make_spawner(
-        spawner_class=SwarmSpawner, image=IMAGE, network_name="ssp-overlay", extra_endpoint_spec={"mode": "dnsrr"}
+        "alice", spawner_class=SwarmSpawner, image=IMAGE, network_name="ssp-overlay", extra_endpoint_spec={"mode": "dnsrr"}
     )
     assert sp.use_internal_ip is True, "14's default: internal addressing off the bridge network"
     sp.object_id = (await sp.create_object())["ID"]
@@ -404,7 +404,7 @@ async def test_engine_errors_become_clear_messages(fake, swarm_spawner):
 
 async def test_swarm_not_active(fake_docker_factory, make_spawner):
     fake = fake_docker_factory(swarm=False)
-    sp = make_spawner(engine=fake, spawner_class=SwarmSpawner, image=IMAGE, cmd=["x"])
+    sp = make_spawner("alice", engine=fake, spawner_class=SwarmSpawner, image=IMAGE, cmd=["x"])
     with pytest.raises(SpawnError) as info:
         await sp.start()
     assert info.value.jupyterhub_message == "The hub's swarm is not available right now."
@@ -490,7 +490,7 @@ def test_14_config_loads_without_warnings(make_spawner, caplog):
     s.name_template = "{prefix}-{username}"
     s.prefix = "jupyter"
     caplog.set_level(logging.WARNING)
-    sp = make_spawner(spawner_class=SwarmSpawner, config=c)
+    sp = make_spawner("alice", spawner_class=SwarmSpawner, config=c)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert sp.extra_endpoint_spec == {"mode": "dnsrr"} and sp.mount_driver_config == {"Name": "rexray", "Options": {"size": "10"}}
     defaults = make_spawner("bob", spawner_class=SwarmSpawner)
