@@ -558,8 +558,8 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
             if view is not None:
                 if view.owner is not None and view.owner != self._owner:
                     raise SpawnError(
-                        "Your server's container belongs to someone else.",
-                        f"container {view.name} ({view.id[:12]}) in the saved state of {self._log_name}"
+                        f"Your server's {self.object_type} belongs to someone else.",
+                        f"{self.object_type} {view.name} ({view.id[:12]}) in the saved state of {self._log_name}"
                         " is labelled for another owner; refusing to use it",
                     )
                 self.object_name = view.name
@@ -577,9 +577,9 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
                 distinct = naming.distinct_name(established, naming.owner_key(*self._owner))
                 if view.owner is None and view.running:
                     self.log.warning(
-                        "A running container %s without owner labels holds the name of %s's server;"
+                        "A running %s %s without owner labels holds the name of %s's server;"
                         " leaving it alone and using %s. Remove or rename it if it is a leftover.",
-                        name, self._log_name, distinct,
+                        self.object_type, name, self._log_name, distinct,
                     )
                 self.object_name = distinct
                 mine = await self._inspect(distinct)
@@ -1000,13 +1000,17 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         self._attempt.started_info = info
         return info
 
-    async def _raise_exited(self, view: ContainerView) -> None:
+    async def _log_tail(self, container_id: str) -> str:
+        """The last log lines of a container, redacted and bounded ("" when unreadable)."""
         try:
-            logs = await self.docker_engine.container_logs(view.id, tail=20)
+            logs = await self.docker_engine.container_logs(container_id, tail=20)
         except EngineError:
-            logs = ""
+            return ""
         tail = self._redact("\n".join(logs.strip().splitlines()[-5:]))
-        tail = "\n".join(_short(line, 300) for line in tail.splitlines())
+        return "\n".join(_short(line, 300) for line in tail.splitlines())
+
+    async def _raise_exited(self, view: ContainerView) -> None:
+        tail = await self._log_tail(view.id)
         if view.oom_killed:
             user = "Your server ran out of memory while starting and was stopped."
             fix = f"raise {type(self).__name__}.mem_limit"
@@ -1052,6 +1056,17 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
             and type(self).get_object is DockerSpawner.get_object
         )
 
+    def _engine_hiccup(self, error: EngineError) -> bool:
+        """Whether ``poll()`` reads ``error`` as "still running" (and logs it):
+        an engine that does not answer, or answers 5xx, is not a dead server."""
+        if isinstance(error, EngineUnavailable):
+            self.log.warning("Engine unreachable while polling %s, assuming it still runs: %s", self._log_name, error)
+            return True
+        if error.status is not None and error.status >= 500:
+            self.log.warning("Engine error while polling %s, assuming it still runs: %s", self._log_name, error)
+            return True
+        return False
+
     async def poll(self) -> int | str | None:
         """None while the server runs; its exit status once it stopped.
 
@@ -1072,12 +1087,8 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         generation = index.generation(known_id) if index is not None else 0
         try:
             obj = await self.get_object()
-        except EngineUnavailable as e:
-            self.log.warning("Engine unreachable while polling %s, assuming it still runs: %s", self._log_name, e)
-            return None
         except EngineError as e:
-            if e.status is not None and e.status >= 500:
-                self.log.warning("Engine error while polling %s, assuming it still runs: %s", self._log_name, e)
+            if self._engine_hiccup(e):
                 return None
             raise
         watcher = exits.watcher(self.docker_engine)

@@ -119,6 +119,9 @@ class TaskView:
     node_id: str
     exit_code: int | None
     created_at: str
+    container_id: str = ""
+    #: target port -> published port of host-mode ports (swarm lists each once for IPv4, then IPv6)
+    ports: Mapping[int, int] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -126,6 +129,11 @@ class TaskView:
         status = _dict(task.get("Status"))
         container = _dict(status.get("ContainerStatus"))
         code = container.get("ExitCode")
+        ports: dict[int, int] = {}
+        for p in _dict(status.get("PortStatus")).get("Ports") or []:
+            if p.get("TargetPort") and p.get("PublishedPort") and p.get("PublishMode", "host") == "host":
+                # the first is the IPv4 binding; the engine may give the IPv6 one another port
+                ports.setdefault(int(p["TargetPort"]), int(p["PublishedPort"]))
         return cls(
             id=task.get("ID") or "",
             state=(status.get("State") or "").lower(),
@@ -135,12 +143,26 @@ class TaskView:
             node_id=task.get("NodeID") or "",
             exit_code=int(code) if isinstance(code, int) else None,
             created_at=task.get("CreatedAt") or "",
+            container_id=container.get("ContainerID") or "",
+            ports=ports,
             raw=task,
         )
 
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def live(self) -> bool:
+        """Wanted by the orchestrator: ``running``, or ``ready`` while a restarted
+        task waits out its restart delay."""
+        return self.desired_state in ("running", "ready")
+
+    @property
+    def serving(self) -> bool:
+        """Running and still wanted; a task whose node went down keeps saying
+        ``running`` but is desired ``shutdown``."""
+        return self.running and self.desired_state == "running"
 
     @property
     def failed(self) -> bool:
@@ -190,12 +212,19 @@ class ServiceView:
     def spec_hash(self) -> str | None:
         return self.labels.get(naming.LABEL_SPEC_HASH)
 
+    @property
+    def running(self) -> bool:
+        """A service is always meant to run (whether a task does is the task's
+        to say), so an unlabelled one is treated as in use, like a running
+        container: never taken unless the saved state names it."""
+        return True
 
-def newest_task(tasks: list[Mapping[str, Any]]) -> TaskView | None:
-    """The task that matters: a live one if any, else the most recent."""
-    views = [TaskView.of(t) for t in tasks]
+
+def newest_task(tasks: list[Mapping[str, Any]] | list[TaskView]) -> TaskView | None:
+    """The task that matters: a live one (desired running or ready) if any, else the most recent."""
+    views = [t if isinstance(t, TaskView) else TaskView.of(t) for t in tasks]
     if not views:
         return None
-    live = [t for t in views if t.desired_state == "running"]
+    live = [t for t in views if t.live]
     pool = live or views
     return max(pool, key=lambda t: t.created_at)

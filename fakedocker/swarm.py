@@ -57,6 +57,9 @@ class Service:
     vips: dict[str, str] = field(default_factory=dict)
     update_status: dict[str, Any] | None = None
     updater: asyncio.Task | None = None
+    #: "8888/tcp" -> the published port of an ingress-mode port (the fake's
+    #: stand-in for the routing mesh: the host port of its newest task)
+    ingress: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -70,10 +73,13 @@ class Service:
             return {"Spec": {}}
         out: dict[str, Any] = {"Spec": copy.deepcopy(es) if ports else {"Mode": es.get("Mode", "vip")}}
         if ports:
-            out["Ports"] = [
-                dict(p, Protocol=p.get("Protocol") or "tcp", PublishMode=p.get("PublishMode") or "ingress")
-                for p in ports
-            ]
+            out["Ports"] = []
+            for p in ports:
+                port = dict(p, Protocol=p.get("Protocol") or "tcp", PublishMode=p.get("PublishMode") or "ingress")
+                published = self.ingress.get(f"{port.get('TargetPort')}/{port['Protocol']}")
+                if port["PublishMode"] == "ingress" and published and not port.get("PublishedPort"):
+                    port["PublishedPort"] = published
+                out["Ports"].append(port)
         if self.vips:
             out["VirtualIPs"] = [{"NetworkID": nid, "Addr": addr} for nid, addr in self.vips.items()]
         return out
@@ -682,6 +688,7 @@ class Swarm:
                 except EngineError as e:
                     self._end(task, "rejected", e.explanation)
                     return
+                self._publish_ingress(svc, task)
                 await asyncio.sleep(self.step_delay)
                 continue
             task.set_state(state)
@@ -715,6 +722,21 @@ class Swarm:
         else:
             self._end(task, "failed", f"task: non-zero exit ({code})")
         self._restart(svc, task, failed=code != 0)
+
+    @staticmethod
+    def _publish_ingress(svc: Service, task: Task) -> None:
+        """A task's ``PortStatus`` lists its host-mode ports only; an ingress
+        port is the service's (the fake has no routing mesh: the service
+        publishes its newest task's host port)."""
+        host = {
+            (p.get("TargetPort"), p.get("Protocol") or "tcp")
+            for p in (svc.spec.get("EndpointSpec") or {}).get("Ports") or []
+            if p.get("PublishMode") == "host"
+        }
+        for p in task.ports:
+            if (p["TargetPort"], p["Protocol"]) not in host:
+                svc.ingress[f"{p['TargetPort']}/{p['Protocol']}"] = p["PublishedPort"]
+        task.ports = [p for p in task.ports if (p["TargetPort"], p["Protocol"]) in host]
 
     async def _place(self, task: Task) -> None:
         """Wait in ``pending`` until a node takes the task; the reason shows in ``Err``."""

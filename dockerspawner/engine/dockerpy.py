@@ -579,6 +579,12 @@ class DockerPyEngine:
     async def list_tasks(self, filters: dict[str, Any] | None = None) -> list[dict]:
         return await self._call("tasks", filters=filters)
 
+    async def list_nodes(self, filters: dict[str, Any] | None = None) -> list[dict]:
+        return await self._call("nodes", filters=filters)
+
+    async def inspect_node(self, ref: str) -> dict:
+        return await self._call("inspect_node", ref)
+
     # -- events -------------------------------------------------------------------------------
     async def events(
         self, *, filters: dict[str, Any] | None = None, since: float | None = None

@@ -316,6 +316,15 @@ class DockerEngine(Protocol):
 
     async def list_tasks(self, filters: dict[str, Any] | None = None) -> list[dict]: ...
 
+    async def list_nodes(self, filters: dict[str, Any] | None = None) -> list[dict]:
+        """The swarm's nodes (``ID``, ``Spec{Role,Labels,Availability}``,
+        ``Description{Hostname,...}``, ``Status{State,Addr,Message}``);
+        ``filters`` ``id``, ``name``, ``role``, ``node.label``."""
+
+    async def inspect_node(self, ref: str) -> dict:
+        """One node by id or hostname (``self``: the engine's own); raises
+        ``NotFound`` ("node <ref> not found")."""
+
     # -- events -------------------------------------------------------------------
     def events(
         self, *, filters: dict[str, Any] | None = None, since: float | None = None

@@ -73,7 +73,7 @@ def _non_loopback_address() -> str | None:
     return None if addr.startswith("127.") else addr
 
 
-async def test_5_swarm_ingress_ports_are_published_like_host_mode(fake):
+async def test_5_swarm_ingress_ports_are_the_first_tasks_host_port(fake):
     spec = {
         "Name": "kd-svc",
         "TaskTemplate": {
@@ -94,11 +94,10 @@ async def test_5_swarm_ingress_ports_are_published_like_host_mode(fake):
             break
         await asyncio.sleep(0.01)
     assert task is not None and task["Status"]["State"] == "running"
-    port, port6 = task["Status"]["PortStatus"]["Ports"]  # IPv4 and IPv6 bindings, as on the engine
-    assert port == port6
-    assert port["PublishMode"] == "host" and port["TargetPort"] == 8888
+    assert task["Status"]["PortStatus"] == {}  # as on the engine: ingress ports are the service's
+    (port,) = (await fake.inspect_service(sid))["Endpoint"]["Ports"]
+    assert port["PublishMode"] == "ingress" and port["TargetPort"] == 8888
     assert (await http_get(f"http://127.0.0.1:{port['PublishedPort']}/"))[0] == 200
-    assert (await fake.inspect_service(sid))["Endpoint"]["Ports"][0]["PublishMode"] == "ingress"
 
 
 async def test_6_image_ids_are_synthetic_but_stable(fake_docker_factory):
