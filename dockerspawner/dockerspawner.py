@@ -501,31 +501,38 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
             mounts.append(engine_mount(mount))
         return mounts
 
-    async def _container_plan(self) -> ContainerPlan:
-        ns = self.template_namespace()
+    async def _plan_fields(self) -> dict[str, Any]:
+        """The fields of every server plan (containers and services), resolved now."""
         attempt = self._attempt
         if "_current_attempt" not in self.__dict__:
             # a hook called outside start() (a subclass's own start): evaluate now
             attempt.mem_limit, attempt.cpu_limit = await self._evaluate_limits()
+        return {
+            "name": self.object_name,
+            "image": self.image,
+            "command": await self.get_command(),
+            "env": self.get_env(),
+            "labels": self._owner_labels(),
+            "port": self.port,
+            "network_name": self.network_name,
+            "use_internal_ip": self.use_internal_ip,
+            "mem_limit": attempt.mem_limit,
+            "cpu_limit": attempt.cpu_limit,
+        }
+
+    async def _container_plan(self) -> ContainerPlan:
+        ns = self.template_namespace()
+        fields = await self._plan_fields()
         extra_create = render_templates(await self._evaluate(self.extra_create_kwargs) or {}, ns, self.log.warning)
         extra_create = {**self._default_create_kwargs(), **extra_create}
         extra_host = render_templates(await self._evaluate(self.extra_host_config) or {}, ns, self.log.warning)
         return ContainerPlan(
-            name=self.object_name,
-            image=self.image,
-            command=await self.get_command(),
-            env=self.get_env(),
-            labels=self._owner_labels(),
-            port=self.port,
+            **fields,
             host_ip=self.host_ip,
-            network_name=self.network_name,
-            use_internal_ip=self.use_internal_ip,
             use_internal_hostname=self.use_internal_hostname,
             binds=self.volume_binds,
             mounts=self.mount_binds,
             links=dict(self.links),
-            mem_limit=attempt.mem_limit,
-            cpu_limit=attempt.cpu_limit,
             extra_create_kwargs=extra_create,
             extra_host_config=extra_host,
         )

@@ -23,7 +23,7 @@ from docker import types as docker_types
 from docker.utils import convert_service_networks
 
 from .naming import LABEL_SPEC_HASH
-from .specs import PER_START_ENV
+from .specs import PER_START_ENV, ServerPlan
 
 #: What swarm applies to a spec without ``RestartPolicy`` (14 sent none); made
 #: explicit so the spec says what happens when a server exits.
@@ -43,7 +43,7 @@ _CREATE_KEYS = {
 
 
 @dataclass(frozen=True)
-class ServicePlan:
+class ServicePlan(ServerPlan):
     """Everything the service create call depends on, already resolved.
 
     ``command`` is the spawner's command; like 14 it becomes the container's
@@ -52,12 +52,6 @@ class ServicePlan:
     are fractions of a core.
     """
 
-    name: str
-    image: str
-    command: Sequence[str] | None
-    env: Mapping[str, str]
-    labels: Mapping[str, str]
-    port: int = 8888
     network_name: str = ""
     use_internal_ip: bool = False
     endpoint_mode: str | None = None

@@ -39,8 +39,8 @@ _MOUNT_KEYS = {
 
 
 @dataclass(frozen=True)
-class ContainerPlan:
-    """Everything the create call depends on, already resolved by the spawner."""
+class ServerPlan:
+    """What every server object (container or service) is made from."""
 
     name: str
     image: str
@@ -48,6 +48,12 @@ class ContainerPlan:
     env: Mapping[str, str]
     labels: Mapping[str, str]
     port: int = 8888
+
+
+@dataclass(frozen=True)
+class ContainerPlan(ServerPlan):
+    """Everything the create call depends on, already resolved by the spawner."""
+
     host_ip: str = "127.0.0.1"
     network_name: str = "bridge"
     use_internal_ip: bool = False

@@ -139,25 +139,14 @@ class SwarmSpawner(DockerSpawner):
     # -- the spec ------------------------------------------------------------------------
     async def _service_plan(self) -> ServicePlan:
         ns = self.template_namespace()
-        attempt = self._attempt
-        if "_current_attempt" not in self.__dict__:
-            attempt.mem_limit, attempt.cpu_limit = await self._evaluate_limits()
+        fields = await self._plan_fields()
         extras = {
             name: render_templates(await self._evaluate(getattr(self, name)) or {}, ns, self.log.warning)
             for name in _EXTRAS
         }
         return ServicePlan(
-            name=self.object_name,
-            image=self.image,
-            command=await self.get_command(),
-            env=self.get_env(),
-            labels=self._owner_labels(),
-            port=self.port,
-            network_name=self.network_name,
-            use_internal_ip=self.use_internal_ip,
+            **fields,
             mounts=self.service_mounts,
-            mem_limit=attempt.mem_limit,
-            cpu_limit=attempt.cpu_limit,
             mem_guarantee=self.mem_guarantee,
             cpu_guarantee=self.cpu_guarantee,
             volume_driver=self.volume_driver,
@@ -482,7 +471,7 @@ class SwarmSpawner(DockerSpawner):
             self.object_id = container  # DockerSpawner's exec runs in object_id
             await super().post_start_exec()
         except NotFound:
-            message = f"post_start_cmd cannot run: the task's container is on another node than the hub's engine"
+            message = "post_start_cmd cannot run: the task's container is on another node than the hub's engine"
             if self.post_start_cmd_must_succeed:
                 raise SpawnError("The post-start command could not run.", message) from None
             self.log.warning("%s (%s)", message, self.service_name)

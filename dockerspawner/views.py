@@ -17,8 +17,23 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+class _Owned:
+    """Owner and spec hash, read from an object's labels."""
+
+    labels: Mapping[str, str]
+
+    @property
+    def owner(self) -> tuple[str, str] | None:
+        """(user, server) from our labels; None when not made by this spawner family."""
+        return naming.labels_owner(self.labels)
+
+    @property
+    def spec_hash(self) -> str | None:
+        return self.labels.get(naming.LABEL_SPEC_HASH)
+
+
 @dataclass(frozen=True)
-class ContainerView:
+class ContainerView(_Owned):
     """The parts of a container inspect a spawner decides on."""
 
     id: str
@@ -62,15 +77,6 @@ class ContainerView:
             ip_address=net.get("IPAddress") or "",
             raw=info,
         )
-
-    @property
-    def owner(self) -> tuple[str, str] | None:
-        """(user, server) from our labels; None when not made by this spawner family."""
-        return naming.labels_owner(self.labels)
-
-    @property
-    def spec_hash(self) -> str | None:
-        return self.labels.get(naming.LABEL_SPEC_HASH)
 
     @property
     def api_token(self) -> str | None:
@@ -178,7 +184,7 @@ class TaskView:
 
 
 @dataclass(frozen=True)
-class ServiceView:
+class ServiceView(_Owned):
     """A swarm service: owner labels and the ports it publishes."""
 
     id: str
@@ -203,14 +209,6 @@ class ServiceView:
             published=published,
             raw=info,
         )
-
-    @property
-    def owner(self) -> tuple[str, str] | None:
-        return naming.labels_owner(self.labels)
-
-    @property
-    def spec_hash(self) -> str | None:
-        return self.labels.get(naming.LABEL_SPEC_HASH)
 
     @property
     def running(self) -> bool:
