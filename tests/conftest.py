@@ -13,7 +13,6 @@ engine do not clean up each other's work.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import os
@@ -120,44 +119,10 @@ async def _ignore_missing(coro) -> None:
 
 
 async def cleanup_labelled(eng: Any, label_filters: list[str] = LABEL_FILTERS) -> None:
-    """Remove what carries all of ``label_filters``: services first (their
-    tasks would otherwise restart), then containers, networks and volumes,
-    retrying briefly while swarm or the engine still release them."""
-    filters = {"label": list(label_filters)}
-    try:
-        services = await eng.list_services(filters=filters)
-    except EngineError:
-        services = []
-    for svc in services:
-        await _ignore_missing(eng.remove_service(svc["ID"]))
-    leftovers: list[str] = []
-    for _attempt in range(40):
-        leftovers = []
-        for c in await eng.list_containers(all=True, filters=filters):
-            try:
-                await eng.remove_container(c["Id"], force=True, volumes=True)
-            except NotFound:
-                pass
-            except EngineError:
-                leftovers.append(c["Id"][:12])
-        for net in await eng.list_networks(filters=filters):
-            try:
-                await eng.remove_network(net["Id"])
-            except NotFound:
-                pass
-            except EngineError:
-                leftovers.append(net["Name"])
-        for vol in await eng.list_volumes(filters=filters):
-            try:
-                await eng.remove_volume(vol["Name"], force=True)
-            except NotFound:
-                pass
-            except EngineError:
-                leftovers.append(vol["Name"])
-        if not leftovers:
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"test objects still in use after cleanup: {leftovers}")
+    """Remove what carries all of ``label_filters`` (fakedocker's kit does the work)."""
+    from fakedocker.kit.engines import remove_labelled
+
+    await remove_labelled(eng, label_filters)
 
 
 async def _make_fake():

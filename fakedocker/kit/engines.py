@@ -120,28 +120,54 @@ class LabelledEngine:
         return await self._engine.create_service({**spec, "Labels": self._with_labels(spec.get("Labels"))})
 
     async def cleanup(self) -> None:
-        """Remove this run's services, containers (with their named volumes
-        that this run's containers used), networks and volumes."""
-        filters = {"label": [f"{RUN_LABEL}={RUN_ID}"]}
-        eng = self._engine
-        try:
-            services = await eng.list_services(filters=filters)
-        except EngineError:
-            services = []
-        for svc in services:
-            await _quietly(eng.remove_service(svc["ID"]))
-        volumes: set[str] = set()
+        """Remove this run's services, containers (with the named volumes they
+        used), networks and volumes."""
+        await remove_labelled(self._engine, [f"{RUN_LABEL}={RUN_ID}"])
+
+
+async def remove_labelled(eng: Any, label_filters: list[str], *, attempts: int = 40) -> None:
+    """Remove what carries all of ``label_filters``: services first (their tasks
+    would otherwise restart), then containers with the named volumes they used,
+    networks and volumes, retrying briefly while swarm or the engine still
+    release them. Raises AssertionError naming what is still in use."""
+    filters = {"label": list(label_filters)}
+    try:
+        services = await eng.list_services(filters=filters)
+    except EngineError:
+        services = []
+    for svc in services:
+        await _quietly(eng.remove_service(svc["ID"]))
+    leftovers: list[str] = []
+    used: set[str] = set()
+    for _ in range(attempts):
+        leftovers = []
         for c in await eng.list_containers(all=True, filters=filters):
-            for m in c.get("Mounts") or []:
-                if m.get("Type") == "volume" and m.get("Name"):
-                    volumes.add(m["Name"])
-            await _quietly(eng.remove_container(c["Id"], force=True, volumes=True))
+            used.update(m["Name"] for m in c.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name"))
+            if not await _removed(eng.remove_container(c["Id"], force=True, volumes=True)):
+                leftovers.append(c["Id"][:12])
         for net in await eng.list_networks(filters=filters):
-            await _quietly(eng.remove_network(net["Id"]))
-        for vol in await eng.list_volumes(filters=filters):
-            volumes.add(vol["Name"])
+            if not await _removed(eng.remove_network(net["Id"])):
+                leftovers.append(net["Name"])
+        volumes = used | {vol["Name"] for vol in await eng.list_volumes(filters=filters)}
         for name in sorted(volumes):
-            await _quietly(eng.remove_volume(name, force=True))
+            if not await _removed(eng.remove_volume(name, force=True)):
+                leftovers.append(name)
+        if not leftovers:
+            return
+        used = set()
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"test objects still in use after cleanup: {leftovers}")
+
+
+async def _removed(coro: Any) -> bool:
+    """True when the object is gone (removed now, or already); False while in use."""
+    try:
+        await coro
+    except NotFound:
+        pass
+    except EngineError:
+        return False
+    return True
 
 
 async def _quietly(coro: Any) -> None:
