@@ -34,6 +34,7 @@ from jupyterhub.tests.utils import (
 from dockerspawner import naming
 from dockerspawner.engine import EngineError
 
+from .conftest import JUPYTERHUB_VERSION, stop_hub
 from .test_hub_fake import labelled, start_server, stop_server, wait_for_server
 
 IMAGE = "quay.io/jupyterhub/singleuser:test"
@@ -281,11 +282,18 @@ async def test_engine_5xx_midway_is_short_for_the_user(hub_factory, fake, hub_lo
 @pytest.mark.parametrize("op", ["pull_image", "start_container", "exec_run"])
 async def test_user_cancel_during_start_leaves_nothing(hub_factory, fake, hub_logs, op):
     """DELETE while the start is pending (the "cancel" on the spawn page) cancels
-    the start task; nothing it made may stay."""
+    the start task; nothing it made may stay.
+
+    JupyterHub 4 has no cancel: it answers the DELETE with 400 "is pending
+    spawn", and a pending start ends only at the hub's start timeout, which
+    must leave nothing either."""
+    can_cancel = JUPYTERHUB_VERSION >= (5, 0)
     fake.registry.add(BIG, config=dict(SINGLEUSER), layers=[1000])
     config = {"image": BIG} if op == "pull_image" else {}
     if op == "exec_run":
         config["post_start_cmd"] = ["true"]
+    if not can_cancel:
+        config["start_timeout"] = 3
     app = await make_hub(hub_factory, fake, hub_logs, **config)
     app.tornado_settings["slow_spawn_timeout"] = 0
     add_user(app.db, app, name="alice")
@@ -297,7 +305,10 @@ async def test_user_cancel_during_start_leaves_nothing(hub_factory, fake, hub_lo
         assert time.monotonic() < deadline, f"{op} never called"
         await asyncio.sleep(0.05)
     r = await api_request(app, "users", "alice", "server", method="delete")
-    assert r.status_code in (202, 204), r.text
+    if can_cancel:
+        assert r.status_code in (202, 204), r.text
+    else:
+        assert (r.status_code, r.json()["message"]) == (400, "alice is pending spawn, please wait"), r.text
     await wait_not_pending(app, "alice")
     fake.faults.clear()
     for _ in range(40):
@@ -367,7 +378,7 @@ async def test_restarted_hub_keeps_server_while_engine_is_down(hub_factory, fake
     app = await hub_factory(fake, start=False, image=IMAGE)
     user = add_user(app.db, app, name="erin")
     await user.spawn()
-    await app.stop()
+    await stop_hub(app)
     fake.down()
     app2 = await hub_factory(fake, start=False, clean_db=False, image=IMAGE)
     fake.up()
@@ -400,12 +411,16 @@ async def test_rest_api_bad_options_are_400(hub_factory, fake, hub_logs):
         assert_clean_for_user(message)
     add_user(app.db, app, name="carol-list")
     r = await api_request(app, "users", "carol-list", "server", method="post", data=json.dumps(["image", OTHER]))
-    assert r.status_code == 400, r.text
+    # JupyterHub 6 refuses a non-object body itself (400); 4 and 5 assign it to
+    # Spawner.user_options (a Dict trait) before any spawner code runs: 500
+    assert r.status_code == (400 if JUPYTERHUB_VERSION >= (6, 0) else 500), r.text
     assert fake.calls.count("create_container") == 0 and fake.calls.count("pull_image") == 0
     assert_no_unretrieved_task_errors(hub_logs)
 
 
 async def test_form_disallowed_image_is_400_with_message(hub_factory, fake, hub_logs):
+    """JupyterHub 4 answers a failed form submission with the form again (200)
+    and the error above it; 5 and 6 answer with the error's status."""
     app = await make_hub(hub_factory, fake, hub_logs, allowed_images={"default": IMAGE, "other": OTHER})
     add_user(app.db, app, name="dave")
     cookies = await app.login_user("dave")
@@ -414,7 +429,7 @@ async def test_form_disallowed_image_is_400_with_message(hub_factory, fake, hub_
         cookies=cookies,
         data={"image": "evil/miner:latest", "_xsrf": cookies["_xsrf"]},
     )
-    assert r.status_code == 400, r.status_code
+    assert r.status_code == (400 if JUPYTERHUB_VERSION >= (5, 0) else 200), r.status_code
     assert "not allowed" in r.text
     assert "Traceback" not in r.text
     assert fake.calls.count("create_container") == 0
