@@ -80,9 +80,12 @@ def ci_tags():
             _run("docker", "rmi", *refs, check=False)
 
 
-def test_busybox_image_with_right_tag_but_no_label_is_rebuilt(ci_tags):
+def test_busybox_image_with_right_tag_but_no_label_is_rebuilt(ci_tags, tmp_path):
+    """The same rootfs imported without the label (as `.ci/setup` once did)."""
     image = ci_tags("bb") + ":test"
-    _run("docker", "tag", TEST_IMAGE, image)
+    _run(str(CI / "make-busybox-rootfs"), str(tmp_path / "rootfs.tar"))
+    _run("docker", "import", str(tmp_path / "rootfs.tar"), image)
+    assert _label(image) == ""
     want = _run(str(CI / "make-busybox-rootfs"), "--hash").stdout.strip()
     assert len(want) == 64
 

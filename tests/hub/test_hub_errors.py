@@ -262,6 +262,33 @@ async def test_failure_shown_on_progress_and_spawn_pending_page(hub_factory, fak
     assert_no_unretrieved_task_errors(hub_logs)
 
 
+@pytest.mark.parametrize("with_form", [False, True], ids=["no-form", "form"])
+async def test_spawn_page_failure_has_the_user_message_only(hub_factory, fake, hub_logs, with_form):
+    """A spawn from /hub/spawn that fails at once answers with a page (an error
+    page; with an options form on JupyterHub 4, the form again with the error);
+    it names the cause in the user's words and never shows what only the admin
+    may read (the command's output, which can hold the server's environment)."""
+    secret = "SECRET-" + secrets.token_hex(8)
+    cmd = ["sh", "-c", f"echo {secret} >&2; exit 4"]
+    config = {"allowed_images": {"default": IMAGE, "other": OTHER}} if with_form else {}
+    app = await make_hub(hub_factory, fake, hub_logs, post_start_cmd=cmd, **config)
+    add_user(app.db, app, name="alice")
+    cookies = await app.login_user("alice")
+    data = {"_xsrf": cookies["_xsrf"], **({"image": "default"} if with_form else {})}
+    r = await async_requests.post(public_url(app, path="hub/spawn/alice"), cookies=cookies, data=data)
+    await wait_not_pending(app, "alice")
+    pages = [r.text]
+    if r.status_code < 400 and "exit code 4" not in r.text:
+        pages.append((await get_page("spawn-pending/alice", app, cookies=cookies)).text)
+    page = pages[-1]
+    assert "post-start" in page and "exit code 4" in page, page[-2000:]
+    for text in pages:
+        assert secret not in text, "the command's output reaches the user"
+        for raw in RAW:
+            assert raw not in text
+    assert secret in hub_logs.joined(), "the admin log must keep the command's output"
+
+
 async def test_engine_5xx_midway_is_short_for_the_user(hub_factory, fake, hub_logs):
     raw = "500 Server Error for http+docker://localhost/v1.41/containers/x/start: Internal Server Error (" + "y" * 3000 + ")"
     fake.faults.fail("start_container", EngineError(raw, 500))
