@@ -2,13 +2,22 @@
 
 from typing import Any
 
-__all__ = ["DockerSpawner", "SpawnError"]
+from ._version import __version__
+
+__all__ = ["__version__", "DockerSpawner", "SpawnError", "SwarmSpawner", "SystemUserSpawner"]
+
+_where = {
+    "DockerSpawner": "dockerspawner",
+    "SpawnError": "dockerspawner",
+    "SwarmSpawner": "swarmspawner",
+    "SystemUserSpawner": "systemuserspawner",
+}
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that `dockerspawner.engine` (used by fakedocker) does not load JupyterHub.
-    if name in __all__:
-        from . import dockerspawner as _module
+    if name in _where:
+        import importlib
 
-        return getattr(_module, name)
+        return getattr(importlib.import_module(f".{_where[name]}", __name__), name)
     raise AttributeError(f"module 'dockerspawner' has no attribute {name!r}")

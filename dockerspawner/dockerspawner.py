@@ -8,99 +8,68 @@ state). Engine access goes through the protocol only; specs come from
 from __future__ import annotations
 
 import asyncio
-import html
-import inspect
-import io
 import math
 import os
 import sys
-import tarfile
 import time
 import weakref
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlparse
 
-import jupyterhub
 from jupyterhub.spawner import Spawner
-from jupyterhub.traitlets import ByteSpecification, Callable as CallableTrait
+from jupyterhub.traitlets import Callable as CallableTrait
 from tornado import web
-from traitlets import (
-    Any as AnyTrait,
-    Bool,
-    CaselessStrEnum,
-    Dict,
-    Float,
-    Int,
-    List,
-    TraitType,
-    Unicode,
-    Union,
-    default,
-    observe,
-)
+from traitlets import Any as AnyTrait, Bool, Dict, List, Unicode, Union, default, observe, validate
 
-from . import naming, orphans
+from . import exits, naming, orphans
+from ._version import __version__  # noqa: F401 - dockerspawner.dockerspawner.__version__ as in 14
+from .attempt import StartAttempt
+from .certs import CERTS_DIR, InternalSSL
+from .deprecations import Deprecations
 from .engine import Conflict, DockerEngine, EngineError, EngineUnavailable, NotFound
+from .engine.apiclient import APIClientCalls
 from .engine.connect import shared_engine
-from .progress import PHASES, ProgressLog, PullProgress, pull_message
-from .specs import ContainerPlan, check_confined, container_spec, publishes_port, render_templates, volume_binds
+from .errors import SpawnError, _clip, _maybe_await, _short
+from .images import ImageChoice
+from .index import index_for
+from .limits import CallableLimits
+from .progress import PHASES, ProgressLog
+from .specs import (
+    ContainerPlan,
+    check_confined,
+    container_spec,
+    engine_mount,
+    publishes_port,
+    render_templates,
+    volume_binds,
+)
+from .views import ContainerView
 
-_hub_version = ".".join(jupyterhub.__version__.split(".")[:2])
-
-#: Where ``move_certs`` puts a server's internal-SSL certificates in its container.
-CERTS_DIR = "/etc/jupyterhub/internal-ssl"
-
-
-class SpawnError(web.HTTPError):
-    """A spawn failure with a short message for the user (``jupyterhub_message``,
-    which JupyterHub shows on the spawn page and in API errors) and the full
-    story with the fix for the admin log (``str(e)``).
-
-    An HTTPError, so that JupyterHub logs it as one line rather than as an
-    unexpected exception with a traceback.
-    """
-
-    def __init__(self, user_message: str, detail: str | None = None):
-        super().__init__(500, (detail or user_message).replace("%", "%%"))
-        self.jupyterhub_message = user_message
-        self.detail = detail or user_message
-
-    def __str__(self) -> str:
-        return self.detail
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-#: JupyterHub >= 5.3 makes options_from_form a configurable trait; before, a method.
-_OPTIONS_FROM_FORM_IS_TRAIT = isinstance(Spawner.__dict__.get("options_from_form"), TraitType)
-
-
-def _image_options_from_form(formdata: dict) -> dict:
-    """The form's ``image`` field -> ``{"image": ...}``; nothing else is taken."""
-    image = formdata.get("image")
-    if isinstance(image, list):
-        image = image[0] if image else None
-    return {"image": image} if image else {}
-
-
-def _short(text: str, limit: int = 300) -> str:
-    """One line of an engine message, for users."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+__all__ = ["CERTS_DIR", "DockerSpawner", "SpawnError"]
 
 
 def _default_format_volume_name(template: str, spawner: "DockerSpawner") -> str:
     return template.format(**spawner.template_namespace())
 
 
-class DockerSpawner(Spawner):
-    """A spawner for JupyterHub that runs each server in a Docker container."""
+class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spawner):
+    """A spawner for JupyterHub that runs each server in a Docker container.
+
+    The traits and hooks of one concern each live in a mixin (image choice,
+    callable limits, internal SSL, deprecated names); this class holds the
+    object hooks and the lifecycle that goes through them.
+    """
 
     object_type = "container"
+
+    cmd = Union(
+        [Unicode(), List(Unicode())],
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="""The command to run in the container, e.g. ['jupyterhub-singleuser'].
+        None (the default): the image's own Cmd.""",
+    )
 
     # -- engine ---------------------------------------------------------------
     engine = Union(
@@ -119,36 +88,6 @@ class DockerSpawner(Spawner):
     tls_config = Dict(config=True, help="Arguments for docker.tls.TLSConfig (e.g. client_cert, ca_cert).")
     use_docker_client_env = Bool(
         True, config=True, help="Honour DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH."
-    )
-
-    # -- image ----------------------------------------------------------------
-    image = Unicode(
-        f"quay.io/jupyterhub/singleuser:{_hub_version}",
-        config=True,
-        help="The image to use for single-user servers (must run jupyterhub-singleuser).",
-    )
-    cmd = Union(
-        [Unicode(), List(Unicode())],
-        default_value=None,
-        allow_none=True,
-        config=True,
-        help="The command to run in the container. None: the image's own Cmd.",
-    )
-    allowed_images = Union(
-        [Unicode(), List(Unicode()), Dict(), CallableTrait()],
-        default_value=[],
-        config=True,
-        help="""Images users may choose through user_options['image'] or the form.
-        A list, a dict of display name to image, "*" for any image, or a callable
-        taking the spawner and returning one of those (may be async). Empty: users
-        may not choose an image.""",
-    )
-    pull_policy = CaselessStrEnum(
-        ["always", "ifnotpresent", "never", "skip"],
-        default_value="ifnotpresent",
-        config=True,
-        help="""When to pull the image: 'ifnotpresent' (default), 'always', 'never' (fail if
-        missing) or 'skip' (do not check; the engine fails at create if missing).""",
     )
 
     # -- names ----------------------------------------------------------------
@@ -170,6 +109,11 @@ class DockerSpawner(Spawner):
         'legacy' (dockerspawner < 12), 'safe' (readable DNS labels, for new deployments)
         or a callable str -> str.""",
     )
+
+    @validate("escape")
+    def _validate_escape(self, proposal: dict) -> Any:
+        naming.resolve_escape(proposal["value"])  # a typo fails at config time, naming the choices
+        return proposal["value"]
 
     # -- volumes and networking ----------------------------------------------
     volumes = Dict(
@@ -221,20 +165,6 @@ class DockerSpawner(Spawner):
         return "0.0.0.0"
 
     # -- limits and extras -----------------------------------------------------
-    mem_limit = Union(
-        [CallableTrait(), ByteSpecification()],
-        default_value=None,
-        allow_none=True,
-        config=True,
-        help="Memory limit (e.g. '2G'), or a callable (spawner) -> limit evaluated at every start.",
-    )
-    cpu_limit = Union(
-        [CallableTrait(), Float()],
-        default_value=None,
-        allow_none=True,
-        config=True,
-        help="CPU limit in cores, or a callable (spawner) -> limit evaluated at every start.",
-    )
     extra_create_kwargs = Union(
         [CallableTrait(), Dict()],
         default_value={},
@@ -253,7 +183,32 @@ class DockerSpawner(Spawner):
         default_value=False,
         allow_none=True,
         config=True,
-        help="A command run in the container after it starts; a non-zero exit fails the spawn.",
+        help="""A command run in the container (as 'docker exec') after it starts, e.g.
+        ['sh', '-c', 'cp -rn /opt/skel/. ~']. Its output is logged; a non-zero exit is logged
+        and the server starts anyway, unless post_start_cmd_must_succeed is set.""",
+    )
+    post_start_cmd_must_succeed = Bool(
+        False,
+        config=True,
+        help="""Fail the spawn (and remove the container it made) when post_start_cmd exits
+        non-zero. Off by default, as in dockerspawner 14, where such a failure was only logged.""",
+    )
+
+    replace_changed_containers = Bool(
+        True,
+        config=True,
+        help="""Replace a stopped container whose image or spec (env, limits, volumes, ...)
+        no longer matches the config, instead of starting it again. With remove = False this
+        drops what users wrote outside volumes when the admin changes the config; set False
+        to start existing containers as they are, as dockerspawner 14 did.""",
+    )
+    poll_from_events = Bool(
+        True,
+        config=True,
+        help="""Answer poll() for running servers from one shared, event-driven view of the
+        engine's containers (one list plus the event stream per engine), so polling does not
+        cost one inspect per user. A server the view does not show as running is still
+        checked with an inspect. Set False to inspect every server at every poll, as 14 did.""",
     )
 
     remove_orphans = Bool(
@@ -305,50 +260,65 @@ class DockerSpawner(Spawner):
     def _default_env_keep(self) -> list[str]:
         return []
 
-    # -- deprecated aliases ----------------------------------------------------
-    container_image = Unicode(config=True, help="Deprecated: use image.")
-    container_port = Int(config=True, help="Deprecated: use port.")
-    container_ip = Unicode(config=True, help="Deprecated: use host_ip.")
-    container_prefix = Unicode(config=True, help="Deprecated: use prefix.")
-    container_name_template = Unicode(config=True, help="Deprecated: use name_template.")
-    remove_containers = Bool(config=True, help="Deprecated: use remove.")
-    image_whitelist = Union(
-        [Unicode(), List(Unicode()), Dict(), CallableTrait()], config=True, help="Deprecated: use allowed_images."
-    )
-
-    _deprecated_aliases = {
-        "container_image": "image",
-        "container_port": "port",
-        "container_ip": "host_ip",
-        "container_prefix": "prefix",
-        "container_name_template": "name_template",
-        "remove_containers": "remove",
-        "image_whitelist": "allowed_images",
-    }
-
-    @observe(*_deprecated_aliases)
-    def _deprecated_alias_changed(self, change: dict) -> None:
-        new_name = self._deprecated_aliases[change["name"]]
-        self.log.warning(
-            "%s.%s is deprecated, use %s.%s instead",
-            self.__class__.__name__, change["name"], self.__class__.__name__, new_name,
-        )
-        setattr(self, new_name, change["new"])
-
     # -- state -------------------------------------------------------------------
     object_id = Unicode("", allow_none=True)
     object_name = Unicode("", allow_none=True)
+    #: What start/stop/poll manage, and the key of its id in create_object()'s answer.
+    object_type = "container"
+    object_id_key = "Id"
+
+    @default("object_name")
+    def _default_object_name(self) -> str:
+        try:
+            return self._established_name()
+        except ValueError:
+            return ""  # a bad template is reported by start(), with the fix
+
+    @observe("image")
+    def _image_changed(self, change: dict) -> None:
+        # as 14: a name made from {imagename} follows the image (until the object exists)
+        if "object_name" in self._trait_values and not self.object_id and "{imagename}" in self.name_template:
+            self.object_name = self._default_object_name()
+
+    @property
+    def container_id(self) -> str:
+        return self.object_id
+
+    @property
+    def container_name(self) -> str:
+        return self.object_name
+
+    @property
+    def internal_hostname(self) -> str:
+        return self.container_name
+
+    @default("ssl_alt_names")
+    def _default_ssl_alt_names(self) -> list[str]:
+        return ["DNS:" + self.internal_hostname]
+
+    @default("use_internal_hostname")
+    def _default_use_internal_hostname(self) -> bool:
+        return bool(getattr(self, "internal_ssl", False))
+
+    @property
+    def will_resume(self) -> bool:
+        # a kept container keeps its API token, so the hub must not revoke it
+        return not self.remove
 
     def load_state(self, state: dict) -> None:
         super().load_state(state)
         self.object_id = state.get("object_id") or state.get("container_id") or ""
-        self.object_name = state.get("object_name") or state.get("container_name") or ""
+        self.object_name = state.get("object_name") or state.get("container_name") or self._default_object_name()
+        if self.object_id and self.remove and _loop_running():
+            exits.watcher(self.docker_engine).watch(self.object_id)
 
     def get_state(self) -> dict:
         state = super().get_state()
         if self.object_id:
             state["object_id"] = self.object_id
-        if self.object_name:
+            state["object_name"] = self.object_name
+        elif self.object_name and self.object_name != self._default_object_name():
+            # a derived, collision-free name: the next start must find the same one
             state["object_name"] = self.object_name
         return state
 
@@ -369,6 +339,30 @@ class DockerSpawner(Spawner):
             options.setdefault("use_env", self.use_docker_client_env)
         return shared_engine(self.engine, **options)
 
+    def docker(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Call ``docker.APIClient.<method>`` without blocking the hub (as in 14).
+
+        On the docker-py engine this is the real client's method, run in the
+        engine's thread pool, raising docker-py's errors. On fakedocker the
+        methods spawners commonly use are mapped onto the engine.
+        """
+        engine = self.docker_engine
+        calls = _api_calls.get(engine)
+        if calls is None:
+            calls = _api_calls[engine] = APIClientCalls(engine)
+        return asyncio.ensure_future(calls(method, *args, **kwargs))
+
+    @property
+    def client(self) -> Any:
+        """The ``docker.APIClient`` (docker-py engine only)."""
+        api = getattr(self.docker_engine, "api_client", None)
+        if api is None:
+            raise AttributeError(
+                f"DockerSpawner.client is a docker.APIClient and exists only with engine='docker';"
+                f" this hub uses {type(self.docker_engine).__name__}: use spawner.docker(...) or spawner.docker_engine"
+            )
+        return api
+
     # -- naming ----------------------------------------------------------------------
     @property
     def _escape_fn(self) -> Callable[[str], str]:
@@ -385,14 +379,15 @@ class DockerSpawner(Spawner):
                 username=self.user.name,
                 servername=self.name or "",
                 prefix=self.prefix,
-                image=self._current_image(),
+                image=self.image,
                 escape=self._escape_fn,
             )
         )
         return ns
 
-    def _current_image(self) -> str:
-        return getattr(self, "_resolved_image", None) or self.image
+    def _render_templates(self, obj: Any, ns: dict | None = None) -> Any:
+        """Format every string in ``obj`` (14's helper; kept for subclasses)."""
+        return render_templates(obj, ns if ns is not None else self.template_namespace(), self.log.warning)
 
     def _scheme(self) -> str:
         return self.escape if isinstance(self.escape, str) else "escape"
@@ -407,254 +402,118 @@ class DockerSpawner(Spawner):
     def _owner_labels(self) -> dict[str, str]:
         return naming.owner_labels(*self._owner)
 
-    def _may_adopt(self, info: dict, name: str) -> bool:
-        """Whether an existing object may be taken as this server's.
+    def _adoptable(self, view: ContainerView) -> bool:
+        """Whether an existing container may be taken as this server's.
 
-        Labelled objects must be labelled for this user and server. Unlabelled
-        ones (made by dockerspawner 14) only under the established name, and only
-        when that name cannot also belong to a server differing in case.
+        Labelled ones must be labelled for this user and server. Unlabelled ones
+        (made by 14) only under the established name, when no server differing
+        in case could share that name, and, if running, only when the saved
+        state names it: a running unlabelled container may be someone else's.
         """
-        labels = (info.get("Config") or {}).get("Labels") or info.get("Labels") or {}
-        owner = naming.labels_owner(labels)
-        if owner is not None:
-            return owner == self._owner
+        if view.owner is not None:
+            return view.owner == self._owner
         servername = self.name or ""
-        return name == self._established_name() and servername == servername.lower()
+        if view.name != self._established_name() or servername != servername.lower():
+            return False
+        return not view.running or view.id == self.object_id
 
-    # -- images ------------------------------------------------------------------------
-    async def _allowed_images(self) -> dict[str, str] | str:
-        allowed = self.allowed_images
-        if callable(allowed):
-            allowed = await _maybe_await(allowed(self))
-        if allowed == "*" or allowed == ["*"]:
-            return "*"
-        if isinstance(allowed, str):
-            return {allowed: allowed} if allowed else {}
-        if isinstance(allowed, dict):
-            return dict(allowed)
-        return {image: image for image in allowed or []}
+    @property
+    def _attempt(self) -> StartAttempt:
+        """The start in progress (a fresh one outside start(), for hooks called directly)."""
+        return self.__dict__.get("_current_attempt") or StartAttempt(image=self.image)
 
-    def _known_user_options(self) -> set[str] | None:
-        """The user_options keys this hub understands, or None for "any".
-
-        When the admin handles options themselves (their own options_from_form,
-        a callable apply_user_options, or a pre_spawn_hook that may read them),
-        only they know the keys, so none are refused here.
-        """
-        apply = getattr(self, "apply_user_options", None)
-        if callable(apply) or self.pre_spawn_hook is not None:
-            return None
-        if not self._form_is_ours():
-            return None
-        known = {"image"}
-        if isinstance(apply, dict):
-            known.update(apply)
-        return known
-
-    def _validate_user_options(self) -> None:
-        """Refuse user_options this spawner does not understand (HTTP 400), for the
-        form, the REST API and admin-started servers alike."""
-        options = self.user_options or {}
-        if not isinstance(options, dict):
-            raise web.HTTPError(400, "user_options must be a JSON object")
-        known = self._known_user_options()
-        if known is not None:
-            unknown = sorted(set(options) - known)
-            if unknown:
-                raise web.HTTPError(
-                    400, f"unknown user_options {', '.join(map(repr, unknown))}; accepted: {', '.join(sorted(known))}"
-                )
-        image = options.get("image")
-        if image is not None and not isinstance(image, str):
-            raise web.HTTPError(400, f"user_options 'image' must be a string, not {type(image).__name__}")
-
-    async def _resolve_image(self) -> str:
-        self._validate_user_options()
-        requested = (self.user_options or {}).get("image")
-        if not requested:
-            return self.image
-        allowed = await self._allowed_images()
-        if allowed == "*":
-            return requested
-        if requested in allowed:
-            return allowed[requested]
-        if requested in allowed.values():
-            return requested
-        if not allowed:
-            message = "choosing an image is not allowed on this hub (DockerSpawner.allowed_images is empty)"
-        else:
-            message = f"image {requested!r} is not allowed; choose one of: {', '.join(sorted(allowed))}"
-        raise web.HTTPError(400, message)
-
-    @default("options_form")
-    def _default_options_form(self) -> Callable:
-        return DockerSpawner._render_options_form
-
-    async def _render_options_form(self) -> str:
-        allowed = await self._allowed_images()
-        current = (self.user_options or {}).get("image") or self.image
-        if allowed == "*":
-            return (
-                '<label for="image">Image:</label>'
-                f'<input class="form-control" name="image" id="image" value="{html.escape(current)}">'
-            )
-        if len(allowed) <= 1:
-            return ""
-        options = "".join(
-            f'<option value="{html.escape(key)}"{" selected" if current in (key, image) else ""}>'
-            f"{html.escape(key)}</option>"
-            for key, image in allowed.items()
-        )
-        return (
-            '<label for="image">Select an image:</label>'
-            f'<select class="form-control" name="image" id="image" required autofocus>{options}</select>'
-        )
-
-    if _OPTIONS_FROM_FORM_IS_TRAIT:
-
-        @default("options_from_form")
-        def _default_options_from_form(self) -> Callable:
-            return _image_options_from_form
-
-    else:
-
-        def options_from_form(self, formdata: dict) -> dict:
-            return _image_options_from_form(formdata)
-
-    def _form_is_ours(self) -> bool:
-        handler = self.options_from_form
-        return getattr(handler, "__func__", handler) in (_image_options_from_form, DockerSpawner.__dict__.get("options_from_form"))
-
-    async def _ensure_image(self, image: str) -> dict | None:
-        """Make the image present according to pull_policy; return its inspect (None if skipped)."""
-        engine = self.docker_engine
-        policy = self.pull_policy.lower()
-        if policy == "skip":
-            return None
-        if policy != "always":
-            try:
-                return await engine.inspect_image(image)
-            except NotFound:
-                if policy == "never":
-                    raise SpawnError(
-                        f"Image {image} is not on the server and pulling is disabled.",
-                        f"image {image} not present and DockerSpawner.pull_policy is 'never':"
-                        " pull it on the engine or change pull_policy",
-                    ) from None
-        await self._pull(image)
-        return await engine.inspect_image(image)
-
-    async def _pull(self, image: str) -> None:
-        self.log.info("Pulling image %s for %s", image, self._log_name)
-        self._enter("pull", f"Pulling image {image}")
-        tracker = PullProgress()
-        shown = -1
-        try:
-            async for event in self.docker_engine.pull_image(image):
-                if event.status == "complete":
-                    self.log.info("Pulled %s (%s) for %s", image, event.image_id, self._log_name)
-                    continue
-                tracker.update(event)
-                if tracker.percent != shown:
-                    shown = tracker.percent
-                    self._progress.emit(*pull_message(image, shown))
-        except NotFound as e:
-            raise SpawnError(
-                f"Image {image} was not found.",
-                f"pull of {image} for {self._log_name} failed: {e.explanation};"
-                " check DockerSpawner.image / allowed_images and that the registry has this tag",
-            ) from None
-        except EngineUnavailable:
-            raise
-        except EngineError as e:
-            raise SpawnError(
-                f"Pulling image {image} failed: {_short(e.explanation)}",
-                f"pull of {image} for {self._log_name} failed: {e}",
-            ) from None
-
-    # -- env, command, limits ---------------------------------------------------------
+    # -- env, command, volumes ---------------------------------------------------------
     def get_env(self) -> dict:
         env = super().get_env()
-        image = self._current_image()
-        env["JUPYTER_IMAGE_SPEC"] = image
-        env["JUPYTER_IMAGE"] = image
-        # callable limits: the base class would write the function's repr
-        mem, cpu = getattr(self, "_start_limits", (None, None))
-        for key, trait, value in (("MEM_LIMIT", self.mem_limit, mem), ("CPU_LIMIT", self.cpu_limit, cpu)):
-            if callable(trait):
-                env.pop(key, None)
-                if value:
-                    env[key] = str(value)
+        env["JUPYTER_IMAGE_SPEC"] = self.image
+        env["JUPYTER_IMAGE"] = self.image
+        for key, name in (("MEM_LIMIT", "mem_limit"), ("CPU_LIMIT", "cpu_limit")):
+            value = getattr(self, name)
+            if callable(value):
+                env.pop(key, None)  # not evaluated yet: the base class would write its repr
         return env
 
-    async def _command(self, image_info: dict | None, image: str) -> list[str] | None:
+    async def get_command(self) -> list[str]:
+        """The full command: ``cmd`` (or the image's own Cmd) plus the spawner's args."""
         if self.cmd:
             cmd = [self.cmd] if isinstance(self.cmd, str) else list(self.cmd)
         else:
-            if image_info is None:
-                image_info = await self.docker_engine.inspect_image(image)
-            cmd = list((image_info.get("Config") or {}).get("Cmd") or [])
+            info = self._attempt.image_info
+            if info is None:
+                info = self._attempt.image_info = await self.docker_engine.inspect_image(self.image)
+            cmd = list((info.get("Config") or {}).get("Cmd") or [])
             if not cmd:
                 raise SpawnError(
-                    f"Image {image} does not say what to run.",
-                    f"image {image} has no Cmd: set DockerSpawner.cmd (e.g. ['jupyterhub-singleuser'])",
+                    f"Image {self.image} does not say what to run.",
+                    f"image {self.image} has no Cmd: set {type(self).__name__}.cmd (e.g. ['jupyterhub-singleuser'])",
                 )
         return cmd + list(self.get_args())
-
-    async def _evaluate(self, value: Any) -> Any:
-        if callable(value):
-            return await _maybe_await(value(self))
-        return value
 
     def _format_volume(self, value: str) -> str:
         rendered = self.format_volume_name(value, self)
         try:
             return check_confined(value, rendered)
         except ValueError as e:
-            raise SpawnError(
-                "Your user or server name cannot be used in a storage path on this hub.",
-                f"refusing volume for {self._log_name}: {e}; use {{username}} (escaped) in volume templates",
+            raise web.HTTPError(
+                400,
+                f"Your user or server name cannot be used in a storage path on this hub: {e}",
             ) from None
 
-    def _binds(self) -> dict:
-        def fmt(volumes: dict) -> dict:
-            out = {}
-            for source, target in volumes.items():
-                if isinstance(target, dict):
-                    target = {**target, "bind": self._format_volume(target.get("bind", ""))}
-                else:
-                    target = self._format_volume(target)
-                out[self._format_volume(source)] = target
-            return out
+    def _volumes_to_binds(self, volumes: dict, binds: dict, mode: str = "rw") -> dict:
+        """Format ``volumes`` into docker-py ``binds`` (14's helper; kept for subclasses)."""
+        formatted = {}
+        for source, target in volumes.items():
+            if isinstance(target, dict):
+                target = {**target, "bind": self._format_volume(target.get("bind", ""))}
+            else:
+                target = self._format_volume(target)
+            formatted[self._format_volume(source)] = target
+        rw, ro = (formatted, {}) if mode == "rw" else ({}, formatted)
+        for source, bind in volume_binds(rw, ro).items():
+            if mode not in ("rw", "ro"):
+                bind["mode"] = mode
+            binds[source] = bind
+        return binds
 
-        return volume_binds(fmt(self.volumes), fmt(self.read_only_volumes))
+    @property
+    def volume_binds(self) -> dict:
+        """``{host path or volume: {"bind": path, "mode": "rw"|"ro"|...}}``, formatted."""
+        binds = self._volumes_to_binds(self.volumes, {})
+        binds = self._volumes_to_binds(self.read_only_volumes, binds, mode="ro")
+        certs = self.__dict__.get("_certs_volume")
+        if certs:
+            binds[certs] = {"bind": CERTS_DIR, "mode": "ro"}
+        return binds
 
-    def _mounts(self) -> list[dict]:
+    @property
+    def volume_mount_points(self) -> list[str]:
+        return sorted(bind["bind"] for bind in self.volume_binds.values())
+
+    @property
+    def mount_binds(self) -> list[dict]:
+        """``mounts``, formatted, in the engine's form (as docker.types.Mount is)."""
         mounts = []
         for mount in self.mounts:
             mount = dict(mount)
             for key in ("source", "target"):
                 if isinstance(mount.get(key), str):
                     mount[key] = self._format_volume(mount[key])
-            mounts.append(mount)
+            mounts.append(engine_mount(mount))
         return mounts
 
-    async def _plan(self, name: str, image: str, image_info: dict | None) -> ContainerPlan:
+    async def _container_plan(self) -> ContainerPlan:
         ns = self.template_namespace()
-        mem_limit = await self._evaluate(self.mem_limit)
-        cpu_limit = await self._evaluate(self.cpu_limit)
+        attempt = self._attempt
+        if "_current_attempt" not in self.__dict__:
+            # a hook called outside start() (a subclass's own start): evaluate now
+            attempt.mem_limit, attempt.cpu_limit = await self._evaluate_limits()
         extra_create = render_templates(await self._evaluate(self.extra_create_kwargs) or {}, ns, self.log.warning)
+        extra_create = {**self._default_create_kwargs(), **extra_create}
         extra_host = render_templates(await self._evaluate(self.extra_host_config) or {}, ns, self.log.warning)
-        if isinstance(mem_limit, str):
-            mem_limit = ByteSpecification().validate(self, mem_limit)
-        self._start_limits = (mem_limit, cpu_limit)
-        binds = self._binds()
-        if getattr(self, "_certs_volume", None):
-            binds[self._certs_volume] = {"bind": CERTS_DIR, "mode": "ro"}
         return ContainerPlan(
-            name=name,
-            image=image,
-            command=await self._command(image_info, image),
+            name=self.object_name,
+            image=self.image,
+            command=await self.get_command(),
             env=self.get_env(),
             labels=self._owner_labels(),
             port=self.port,
@@ -662,60 +521,171 @@ class DockerSpawner(Spawner):
             network_name=self.network_name,
             use_internal_ip=self.use_internal_ip,
             use_internal_hostname=self.use_internal_hostname,
-            binds=binds,
-            mounts=self._mounts(),
+            binds=self.volume_binds,
+            mounts=self.mount_binds,
             links=dict(self.links),
-            mem_limit=mem_limit,
-            cpu_limit=cpu_limit,
+            mem_limit=attempt.mem_limit,
+            cpu_limit=attempt.cpu_limit,
             extra_create_kwargs=extra_create,
             extra_host_config=extra_host,
         )
 
-    # -- finding our container ---------------------------------------------------------
-    async def _inspect(self, ref: str) -> dict | None:
+    def _default_create_kwargs(self) -> dict[str, Any]:
+        """create_container keywords this class sets unless extra_create_kwargs does."""
+        return {}
+
+    async def _evaluate(self, value: Any) -> Any:
+        if callable(value):
+            return await _maybe_await(value(self))
+        return value
+
+    # -- the object hooks (containers) ------------------------------------------------------
+    async def _inspect(self, ref: str) -> ContainerView | None:
         try:
-            return await self.docker_engine.inspect_container(ref)
+            return ContainerView.of(await self.docker_engine.inspect_container(ref))
         except NotFound:
             return None
 
-    async def _find_existing(self) -> dict | None:
-        """This server's container, by saved id, else by name; never another owner's."""
+    async def get_object(self) -> dict | None:
+        """This server's container (inspect JSON), or None; never another owner's.
+
+        Found by saved id, else by name; when the established name is held by
+        someone else, this server's container (if any) has the derived name,
+        which becomes ``object_name``.
+        """
         if self.object_id:
-            info = await self._inspect(self.object_id)
-            if info is not None:
-                name = info["Name"].lstrip("/")
-                if not self._may_adopt(info, name):
+            view = await self._inspect(self.object_id)
+            if view is not None:
+                if view.owner is not None and view.owner != self._owner:
                     raise SpawnError(
                         "Your server's container belongs to someone else.",
-                        f"container {name} ({info['Id'][:12]}) in the saved state of {self._log_name}"
+                        f"container {view.name} ({view.id[:12]}) in the saved state of {self._log_name}"
                         " is labelled for another owner; refusing to use it",
                     )
-                return info
+                self.object_name = view.name
+                return dict(view.raw)
             self.object_id = ""
         established = self._established_name()
-        names = list(dict.fromkeys([self.object_name or established, established]))
-        for name in names:
-            info = await self._inspect(name)
-            if info is None:
+        for name in dict.fromkeys([self.object_name or established, established]):
+            view = await self._inspect(name)
+            if view is None:
                 continue
-            if self._may_adopt(info, name):
-                self.object_name = name
-                return info
+            if self._adoptable(view):
+                self.object_name, self.object_id = name, view.id
+                return dict(view.raw)
             if name == established:
-                # held by someone else: ours, if any, has the derived name
                 distinct = naming.distinct_name(established, naming.owner_key(*self._owner))
-                info = await self._inspect(distinct)
-                if info is not None and self._may_adopt(info, distinct):
-                    self.object_name = distinct
-                    return info
+                if view.owner is None and view.running:
+                    self.log.warning(
+                        "A running container %s without owner labels holds the name of %s's server;"
+                        " leaving it alone and using %s. Remove or rename it if it is a leftover.",
+                        name, self._log_name, distinct,
+                    )
+                self.object_name = distinct
+                mine = await self._inspect(distinct)
+                if mine is not None and self._adoptable(mine):
+                    self.object_id = mine.id
+                    return dict(mine.raw)
         return None
+
+    async def create_object(self) -> dict:
+        """Create this server's container; returns the engine's answer (``{"Id": ...}``)."""
+        spec = container_spec(await self._container_plan())
+        self._attempt.spec = spec
+        cid = await self._create(spec)
+        return {"Id": cid, "Warnings": []}
+
+    async def start_object(self) -> None:
+        """Start the container and check it did not exit at once."""
+        try:
+            await self.docker_engine.start_container(self.object_id)
+        except NotFound as e:
+            # Docker checks the network at start, not at create
+            raise self._create_not_found(getattr(self._attempt, "spec", None) or {}, e) from None
+        await self._check_running()
+
+    async def stop_object(self) -> None:
+        """Stop the container (not remove it); gone already counts as stopped."""
+        try:
+            await self.docker_engine.stop_container(self.object_id or self.object_name, timeout=self._stop_timeout)
+        except NotFound:
+            self.log.debug("Already removed %s: %s", self.object_type, self.object_id)
+
+    async def remove_object(self) -> None:
+        """Remove the container; return only once its name can be used again."""
+        await self._remove_container(self.object_id or self.object_name)
+
+    async def post_start_exec(self) -> None:
+        """Run ``post_start_cmd`` in the container; log what it printed.
+
+        A non-zero exit is logged (as in 14) and fails the spawn only with
+        ``post_start_cmd_must_succeed``.
+        """
+        cmd = self.post_start_cmd
+        if not cmd:
+            return
+        result = await self.docker_engine.exec_run(self.object_id, cmd)
+        out = self._redact(result.stdout.decode(errors="replace")[-2000:]).strip()
+        err = self._redact(result.stderr.decode(errors="replace")[-2000:]).strip()
+        if out:
+            self.log.debug("post_start_cmd %r stdout in %s: %s", cmd, self.object_name, out)
+        if err:
+            self.log.warning("post_start_cmd %r stderr in %s: %s", cmd, self.object_name, err)
+        if result.exit_code == 0:
+            return
+        tail = _short(err or out, 500)
+        if not self.post_start_cmd_must_succeed:
+            self.log.warning(
+                "post_start_cmd %r in %s exited %s; the server starts anyway"
+                " (set %s.post_start_cmd_must_succeed = True to fail the spawn)",
+                cmd, self.object_name, result.exit_code, type(self).__name__,
+            )
+            return
+        raise SpawnError(
+            f"The post-start command failed (exit code {result.exit_code}).",
+            f"post_start_cmd {cmd!r} exited {result.exit_code}: {tail}",
+        )
+
+    async def get_ip_and_port(self) -> tuple[str, int]:
+        """Where the hub reaches the server. Override to route differently."""
+        info = self._attempt.started_info or await self.docker_engine.inspect_container(self.object_id)
+        self._attempt.started_info = None
+        view = ContainerView.of(info)
+        if self.use_internal_hostname:
+            return self.internal_hostname, self.port
+        if not publishes_port(self.network_name, self.use_internal_ip):
+            if self.network_name == "host":
+                return self.host_ip, self.port
+            return view.network_ip(self.network_name), self.port
+        binding = view.host_binding(self.port)
+        if binding is None:
+            await self._check_running()
+            raise SpawnError(
+                "Your server's port was not published.",
+                f"container {self.object_name} has no host binding for port {self.port}",
+            )
+        ip, port = binding
+        if ip in ("0.0.0.0", "::", ""):
+            ip = self.host_ip
+        return ip, port
+
+    def get_network_ip(self, network_settings: dict) -> str:
+        """The container's address on ``network_name`` (14's helper)."""
+        networks = network_settings.get("Networks") or {}
+        if self.network_name not in networks:
+            raise SpawnError(
+                f"Your server is not on the network {self.network_name}.",
+                f"container {self.object_name} is not on network {self.network_name!r}:"
+                f" create it (docker network create {self.network_name}) or fix network_name",
+            )
+        return networks[self.network_name]["IPAddress"]
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
     def _progress(self) -> ProgressLog:
-        log = getattr(self, "_progress_log", None)
+        log = self.__dict__.get("_progress_log")
         if log is None or log.closed:
-            log = self._progress_log = ProgressLog()
+            log = self.__dict__["_progress_log"] = ProgressLog()
         return log
 
     async def progress(self):
@@ -723,124 +693,123 @@ class DockerSpawner(Spawner):
             yield event
 
     def _enter(self, phase: str, message: str) -> None:
-        self._phase = message
+        self._attempt.phase = message
         self._progress.emit(PHASES[phase], message)
 
     async def start(self) -> tuple[str, int]:
-        """Pull, create (or reuse), start, and wait until the server answers.
+        """Resolve the image, pull, find or create, start, and wait until the server answers.
 
-        Runs under its own deadline a little shorter than the hub's start_timeout, so
-        a slow start fails with the phase it was in rather than a bare timeout; any
+        Goes through the object hooks (``pull_image``, ``get_object``,
+        ``create_object``, ``start_object``, ``post_start_exec``,
+        ``get_ip_and_port``) so a subclass overriding one changes what happens.
+        Runs under its own deadline a little shorter than the hub's
+        start_timeout, so a slow start fails naming the phase it was in; any
         failure or cancellation removes what this start created.
         """
-        self._phase = "preparing"
-        created: list[str] = []
+        attempt = self.__dict__["_current_attempt"] = StartAttempt()
         try:
             budget = max(self.start_timeout - 2, self.start_timeout * 0.8)
-            return await asyncio.wait_for(self._start(created), budget)
+            result = await asyncio.wait_for(self._start(attempt), budget)
+            attempt.succeeded()
+            return result
         except asyncio.TimeoutError:
-            raise SpawnError(
-                f"Your server did not start within {self.start_timeout} seconds (it was {self._phase}).",
-                f"start of {self._log_name} timed out after {self.start_timeout}s while {self._phase};"
+            error = SpawnError(
+                f"Your server did not start within {self.start_timeout} seconds (it was {attempt.phase}).",
+                f"start of {self._log_name} timed out after {self.start_timeout}s while {attempt.phase};"
                 " raise Spawner.start_timeout if this is expected",
-            ) from None
+            )
         except EngineUnavailable as e:
-            raise SpawnError(
+            error = SpawnError(
                 "The container engine is not reachable right now. Please try again later.",
-                f"engine unreachable while {self._phase} for {self._log_name}: {e}",
-            ) from None
+                f"engine unreachable while {attempt.phase} for {self._log_name}: {e}",
+            )
         except EngineError as e:
-            raise SpawnError(
-                f"Your server could not start while {self._phase}: {_short(e.explanation)}",
-                f"engine error while {self._phase} for {self._log_name}: {e}",
-            ) from None
+            error = SpawnError(
+                f"Your server could not start while {attempt.phase}: {_short(e.explanation)}",
+                f"engine error while {attempt.phase} for {self._log_name}: {_short(str(e), 3000)}",
+            )
+        except SpawnError as e:
+            error = e
         finally:
-            if created and sys.exc_info()[0] is not None:
-                await asyncio.shield(self._discard(created))
+            if sys.exc_info()[0] is not None or attempt.created:
+                await asyncio.shield(self._undo(attempt))
+            self.__dict__.pop("_current_attempt", None)
             self._progress.close()
+        self.log.error("Spawn of %s failed: %s", self._log_name, error.detail)
+        raise error from None
 
-    async def _discard(self, created: list[str]) -> None:
-        """Remove what a failed start made, in reverse order; never raise."""
-        for ref in reversed(created):
-            try:
-                if ref.startswith("volume:"):
-                    await self.docker_engine.remove_volume(ref[len("volume:"):], force=True)
-                elif ref.startswith("name:"):
-                    info = await self._inspect(ref[len("name:"):])
-                    if info is not None and naming.labels_owner(info["Config"].get("Labels") or {}) == self._owner:
-                        await self._remove_container(info["Id"], wait=False)
-                else:
-                    await self._remove_container(ref, wait=False)
-            except Exception as e:  # noqa: BLE001 - cleanup must go on
-                self.log.warning("Could not remove %s after a failed start of %s: %s", ref, self._log_name, e)
-        self.object_id = ""
+    async def _undo(self, attempt: StartAttempt) -> None:
+        if attempt.created:
+            await attempt.undo(self.log, self._log_name)
+            self.object_id = ""
 
-    async def _start(self, created: list[str]) -> tuple[str, int]:
-        engine = self.docker_engine
-        image = await self._resolve_image()
-        self._resolved_image = image
+    async def _start(self, attempt: StartAttempt) -> tuple[str, int]:
+        volume = self.__dict__.pop("_certs_fresh", None)
+        if volume:
+            attempt.on_undo(f"volume:{volume}", self._remove_certs_volume)
+        image = attempt.image = await self._resolve_image()
+        attempt.mem_limit, attempt.cpu_limit = await self._evaluate_limits()
         self._enter("image", f"Checking image {image}")
-        image_info = await self._ensure_image(image)
-        if getattr(self, "_certs_created", False):
-            created.append(f"volume:{self._certs_volume}")
-        existing = await self._find_existing()
-        name = self.object_name or self._established_name()
-        plan = await self._plan(name, image, image_info)
-        spec = container_spec(plan)
-        if existing is not None:
-            reason = self._reuse_blocker(existing, spec, image_info)
-            if reason is None:
-                self.log.info("Reusing container %s for %s", existing["Name"].lstrip("/"), self._log_name)
-                self._adopt_token(existing)
-                self.object_id = existing["Id"]
-                self.object_name = existing["Name"].lstrip("/")
-            else:
-                self.log.info(
-                    "Replacing container %s for %s: %s", existing["Name"].lstrip("/"), self._log_name, reason
-                )
-                self._enter("create", f"Replacing container {existing['Name'].lstrip('/')}")
-                await self._remove_container(existing["Id"])
-                existing = None
-        if existing is None:
-            self._enter("create", f"Creating container {name}")
-            self.object_id = await self._create(spec, created)
-        self._enter("start", "Starting container")
-        try:
-            await engine.start_container(self.object_id)
-        except NotFound as e:
-            # Docker checks the network at start, not at create
-            raise self._create_not_found(spec, e) from None
-        await self._check_running()
+        await self.pull_image(image)
+        obj = await self.get_object()
+        if obj is not None:
+            reason = await self._reuse_blocker(obj)
+            if reason is not None:
+                self.log.info("Replacing %s %s for %s: %s", self.object_type, self.object_name, self._log_name, reason)
+                self._enter("create", f"Replacing {self.object_type} {self.object_name}")
+                await self.remove_object()
+                self.object_id = ""
+                obj = None
+        if obj is None:
+            self._enter("create", f"Creating {self.object_type} {self.object_name}")
+            created = await self.create_object()
+            self.object_id = created[self.object_id_key]
+            if f"id:{self.object_id}" not in attempt.created:
+                attempt.on_undo(f"id:{self.object_id}", self._remover(self.object_id))
+            self.log.info(
+                "Created %s %s (id: %s) from image %s for %s",
+                self.object_type, self.object_name, self.object_id[:12], image, self._log_name,
+            )
+        else:
+            self.log.info("Reusing %s %s for %s", self.object_type, self.object_name, self._log_name)
+            token = ContainerView.of(obj).api_token
+            if token:
+                self.api_token = token
+        self._enter("start", f"Starting {self.object_type}")
+        await self.start_object()
         if self.post_start_cmd:
             self._enter("post_start", "Running post-start command")
-            await self._post_start()
+            await self.post_start_exec()
         ip, port = await self.get_ip_and_port()
         self._enter("wait", "Waiting for the server to respond")
         await self._wait_for_server(ip, port)
+        if self.remove and self.object_type == "container":
+            exits.watcher(self.docker_engine).watch(self.object_id)
         return ip, port
 
-    def _reuse_blocker(self, existing: dict, spec: dict, image_info: dict | None) -> str | None:
-        """Why a stopped container must not be started again (None: it may be)."""
+    def _remover(self, ref: str) -> Callable[[], Awaitable[None]]:
+        async def remove() -> None:
+            await self._remove_container(ref, wait=False)
+
+        return remove
+
+    async def _reuse_blocker(self, obj: dict) -> str | None:
+        """Why an existing container must not be started again (None: it may be)."""
+        view = ContainerView.of(obj)
         if self.remove:
             return "remove is set, so a leftover container is not reused"
-        if image_info and existing.get("Image") and existing["Image"] != image_info.get("Id"):
-            return f"{spec['image']} now is {image_info.get('Id', '')[:19]}, the container has {existing['Image'][:19]}"
-        labels = (existing.get("Config") or {}).get("Labels") or {}
-        old = labels.get(naming.LABEL_SPEC_HASH)
+        if not self.replace_changed_containers:
+            return None
+        info = self._attempt.image_info
+        if info and view.image_id and view.image_id != info.get("Id"):
+            return f"{self.image} now is {info.get('Id', '')[:19]}, the container has {view.image_id[:19]}"
+        spec = container_spec(await self._container_plan())
         new = spec["labels"][naming.LABEL_SPEC_HASH]
-        if old != new:
-            return f"its spec changed (hash {old or 'none'} -> {new})"
+        if view.spec_hash != new:
+            return f"its spec changed (hash {view.spec_hash or 'none'} -> {new})"
         return None
 
-    def _adopt_token(self, info: dict) -> None:
-        """A reused container keeps the API token it was created with; tell the hub."""
-        for line in (info.get("Config") or {}).get("Env") or []:
-            key, _, value = line.partition("=")
-            if key in ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN") and value:
-                self.api_token = value
-                return
-
-    async def _create_once(self, spec: dict, created: list[str]) -> str:
+    async def _create_once(self, spec: dict) -> str:
         """One create call whose result is never lost.
 
         If the start is cancelled meanwhile, the engine may still make the
@@ -848,19 +817,30 @@ class DockerSpawner(Spawner):
         container can be removed. If the answer itself is lost, the name is
         remembered so the cleanup can find the container by it.
         """
-        created.append(f"name:{spec['name']}")
+        attempt = self._attempt
+        by_name = f"name:{spec['name']}"
+        attempt.on_undo(by_name, self._name_remover(spec["name"]))
         task = asyncio.ensure_future(self.docker_engine.create_container(spec))
         try:
             cid = await asyncio.shield(task)
         except asyncio.CancelledError:
             if task.done() and not task.cancelled() and task.exception() is None:
-                created.append(task.result())
+                attempt.on_undo(f"id:{task.result()}", self._remover(task.result()))
             else:
                 self._reap_when_created(task)
             raise
-        created.remove(f"name:{spec['name']}")
-        created.append(cid)
+        # on any error the name entry stays: the answer may be lost, not the container
+        attempt.forget(by_name)
+        attempt.on_undo(f"id:{cid}", self._remover(cid))
         return cid
+
+    def _name_remover(self, name: str) -> Callable[[], Awaitable[None]]:
+        async def remove() -> None:
+            view = await self._inspect(name)
+            if view is not None and view.owner == self._owner:
+                await self._remove_container(view.id, wait=False)
+
+        return remove
 
     _reapers: set = set()
 
@@ -879,21 +859,25 @@ class DockerSpawner(Spawner):
         DockerSpawner._reapers.add(reaper)
         reaper.add_done_callback(DockerSpawner._reapers.discard)
 
-    async def _create(self, spec: dict, created: list[str]) -> str:
+    async def _create(self, spec: dict) -> str:
         name = spec["name"]
+        if not naming.valid_container_name(name):
+            raise SpawnError(
+                "Your server's container cannot be named on this hub.",
+                f"container name {_clip(name)} from name_template {self.name_template!r} is not valid for the"
+                " engine ([a-zA-Z0-9][a-zA-Z0-9_.-]+): fix DockerSpawner.name_template",
+            )
         for _ in range(4):
             try:
-                cid = await self._create_once(spec, created)
+                cid = await self._create_once(spec)
                 self.object_name = spec["name"]
-                self.log.info("Created container %s (%s) for %s", spec["name"], cid[:12], self._log_name)
                 return cid
             except Conflict:
-                created.remove(f"name:{spec['name']}")
                 holder = await self._inspect(spec["name"])
-                if holder is not None and self._may_adopt(holder, spec["name"]):
-                    await self._remove_container(holder["Id"])
+                if holder is not None and self._adoptable(holder):
+                    await self._remove_container(holder.id)
                     continue
-                distinct = naming.distinct_name(name, naming.owner_key(*self._owner))
+                distinct = naming.distinct_name(self._established_name(), naming.owner_key(*self._owner))
                 if spec["name"] == distinct:
                     break
                 self.log.warning(
@@ -902,13 +886,11 @@ class DockerSpawner(Spawner):
                 )
                 spec = {**spec, "name": distinct}
             except NotFound as e:
-                created.remove(f"name:{spec['name']}")
                 raise self._create_not_found(spec, e) from None
         holders = []
         for held in dict.fromkeys([name, spec["name"]]):
-            info = await self._inspect(held)
-            labels = ((info or {}).get("Config") or {}).get("Labels") or {}
-            owner = naming.labels_owner(labels)
+            view = await self._inspect(held)
+            owner = view.owner if view else None
             who = f"user {owner[0]!r}, server {owner[1]!r}" if owner else "no dockerspawner owner labels"
             holders.append(f"{held} ({who})")
         raise SpawnError(
@@ -919,65 +901,22 @@ class DockerSpawner(Spawner):
 
     def _create_not_found(self, spec: dict, error: NotFound) -> SpawnError:
         network = (spec.get("host_config") or {}).get("network_mode")
+        name = spec.get("name", self.object_name)
         if "network" in error.explanation.lower() and network:
             return SpawnError(
                 f"The network {network} does not exist.",
-                f"create of {spec['name']} failed: {error.explanation};"
+                f"create of {name} failed: {error.explanation};"
                 f" create the network (docker network create {network}) or fix DockerSpawner.network_name",
             )
         return SpawnError(
             f"Could not create your server: {_short(error.explanation)}",
-            f"create of {spec['name']} failed: {error.explanation}",
+            f"create of {name} failed: {_short(error.explanation, 3000)}",
         )
 
     def _redact(self, text: str) -> str:
         """Hide the server's API token in container output before it is logged or shown."""
         token = self.api_token
         return text.replace(token, "[API token]") if token and len(token) >= 8 else text
-
-    async def _post_start(self) -> None:
-        cmd = self.post_start_cmd
-        if not cmd:
-            return
-        result = await self.docker_engine.exec_run(self.object_id, cmd)
-        self.log.info(
-            "post_start_cmd %r in %s exited %s: %s%s",
-            cmd, self.object_name, result.exit_code,
-            self._redact(result.stdout.decode(errors="replace")[-2000:]),
-            self._redact(result.stderr.decode(errors="replace")[-2000:]),
-        )
-        if result.exit_code != 0:
-            tail = self._redact(result.stderr.decode(errors="replace").strip()[-500:])
-            raise SpawnError(
-                f"The post-start command failed (exit code {result.exit_code}).",
-                f"post_start_cmd {cmd!r} exited {result.exit_code}: {tail}",
-            )
-
-    async def get_ip_and_port(self) -> tuple[str, int]:
-        """Where the hub reaches the server. Override to route differently."""
-        info = getattr(self, "_started_info", None) or await self.docker_engine.inspect_container(self.object_id)
-        self._started_info = None
-        if self.use_internal_hostname:
-            return info["Config"]["Hostname"], self.port
-        if not publishes_port(self.network_name, self.use_internal_ip):
-            if self.network_name == "host":
-                return self.host_ip, self.port
-            networks = info["NetworkSettings"].get("Networks") or {}
-            net = networks.get(self.network_name) or next(iter(networks.values()), {})
-            return net.get("IPAddress") or info["NetworkSettings"].get("IPAddress"), self.port
-        ports = info["NetworkSettings"].get("Ports") or {}
-        bindings = ports.get(f"{self.port}/tcp") or []
-        if not bindings:
-            await self._check_running()
-            raise SpawnError(
-                "Your server's port was not published.",
-                f"container {self.object_name} has no host binding for port {self.port}",
-            )
-        binding = bindings[0]
-        ip = binding.get("HostIp") or self.host_ip
-        if ip in ("0.0.0.0", "::", ""):
-            ip = self.host_ip
-        return ip, int(binding["HostPort"])
 
     async def _remove_container(self, ref: str, *, wait: bool = True) -> None:
         """Remove a container; gone or already being removed counts as done.
@@ -1031,7 +970,7 @@ class DockerSpawner(Spawner):
                 pass
             else:
                 return
-            await self._check_running()
+            await self._check_alive()
             if asyncio.get_running_loop().time() > deadline:
                 raise SpawnError(
                     f"Your server did not respond within {self.http_timeout} seconds.",
@@ -1041,59 +980,90 @@ class DockerSpawner(Spawner):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    async def _check_alive(self) -> None:
+        """Fail the start at once if the server's process is gone (containers: exited)."""
+        if self.object_type == "container":
+            await self._check_running()
+
     async def _check_running(self) -> dict:
         info = await self.docker_engine.inspect_container(self.object_id)
         if not (info.get("State") or {}).get("Running"):
-            await self._raise_exited(info)
-        self._started_info = info
+            await self._raise_exited(ContainerView.of(info))
+        self._attempt.started_info = info
         return info
 
-    async def _raise_exited(self, info: dict) -> None:
-        state = info.get("State") or {}
+    async def _raise_exited(self, view: ContainerView) -> None:
         try:
-            logs = await self.docker_engine.container_logs(self.object_id, tail=20)
+            logs = await self.docker_engine.container_logs(view.id, tail=20)
         except EngineError:
             logs = ""
         tail = self._redact("\n".join(logs.strip().splitlines()[-5:]))
-        if state.get("OOMKilled"):
+        tail = "\n".join(_short(line, 300) for line in tail.splitlines())
+        if view.oom_killed:
             user = "Your server ran out of memory while starting and was stopped."
-            fix = "raise DockerSpawner.mem_limit"
+            fix = f"raise {type(self).__name__}.mem_limit"
         else:
-            user = f"Your server exited while starting (exit code {state.get('ExitCode')})."
+            user = f"Your server exited while starting (exit code {view.exit_code})."
             fix = "check the image and command"
         if tail:
             user = f"{user} Last log lines:\n{tail}"
         raise SpawnError(
             user,
-            f"container {self.object_name} of {self._log_name} exited with {state.get('ExitCode')}"
-            f" (OOMKilled={state.get('OOMKilled')}, Error={state.get('Error')!r}); {fix}; log tail:\n{tail}",
+            f"container {view.name} of {self._log_name} exited with {view.exit_code}"
+            f" (OOMKilled={view.oom_killed}, Error={view.error!r}); {fix}; log tail:\n{tail}",
         )
 
+    @property
+    def _stop_timeout(self) -> int:
+        return 0 if self.__dict__.get("_stop_now") else 10
+
     async def stop(self, now: bool = False) -> None:
-        ref = self.object_id or self.object_name
-        if not ref:
+        """Stop the server; with ``remove``, remove its container (and certs volume) too."""
+        if not (self.object_id or self.object_name):
             return
+        self.__dict__["_stop_now"] = now
+        watched = self.object_id
         try:
-            await self.docker_engine.stop_container(ref, timeout=0 if now else 10)
-        except NotFound:
-            self.object_id = ""
+            self.log.info("Stopping %s %s (id: %s)", self.object_type, self.object_name, (self.object_id or "")[:12])
+            await self.stop_object()
             if self.remove:
+                await self.remove_object()
+                self.object_id = ""
                 await self._remove_certs_volume()
-            return
-        if self.remove:
-            await self._remove_container(ref)
-            await self._remove_certs_volume()
-            self.object_id = ""
+        finally:
+            self.__dict__["_stop_now"] = False
+            if watched and self.remove:
+                exits.watcher(self.docker_engine).unwatch(watched)
+        self.clear_state()
+
+    def _poll_from_index(self) -> bool:
+        # a subclass with its own get_object decides what "its object" is
+        return (
+            self.poll_from_events
+            and self.object_type == "container"
+            and type(self).get_object is DockerSpawner.get_object
+        )
 
     async def poll(self) -> int | str | None:
-        ref = self.object_id or (self.object_name if self.object_name else None)
-        if not ref:
+        """None while the server runs; its exit status once it stopped.
+
+        An engine that does not answer, or answers 5xx, is not a dead server:
+        poll says "running" and logs, so a hiccup does not stop anyone's server.
+        """
+        if not (self.object_id or self.object_name):
             return 0
+        known_id = self.object_id
+        index = index_for(self.docker_engine) if known_id and self._poll_from_index() else None
+        if index is not None:
+            try:
+                if await index.running(known_id):
+                    return None
+            except Exception as e:  # noqa: BLE001 - the inspect below decides
+                self.log.debug("Container index could not answer for %s: %s", self._log_name, e)
+                index = None
+        generation = index.generation(known_id) if index is not None else 0
         try:
-            info = await self.docker_engine.inspect_container(ref)
-        except NotFound:
-            self.object_id = ""
-            return 0
+            obj = await self.get_object()
         except EngineUnavailable as e:
             self.log.warning("Engine unreachable while polling %s, assuming it still runs: %s", self._log_name, e)
             return None
@@ -1102,67 +1072,26 @@ class DockerSpawner(Spawner):
                 self.log.warning("Engine error while polling %s, assuming it still runs: %s", self._log_name, e)
                 return None
             raise
-        state = info.get("State") or {}
-        if state.get("Running"):
+        watcher = exits.watcher(self.docker_engine)
+        if obj is None:
+            return (watcher.exit_status(known_id) if known_id else None) or 0
+        view = ContainerView.of(obj)
+        if index is not None and view.id == known_id:
+            index.learn(view.id, view.name, view.running, generation)
+        if view.running:
             return None
-        return "ExitCode={}, Error='{}', FinishedAt={}".format(
-            state.get("ExitCode"), state.get("Error", ""), state.get("FinishedAt")
-        )
+        if self.remove and self.object_type == "container":
+            # the watcher missed it (hub was down, stream broke): remove it now
+            return await watcher.reap(view)
+        return view.exit_status()
 
-    # -- internal SSL ------------------------------------------------------------------------
-    async def move_certs(self, paths: dict) -> dict:
-        """Copy this server's internal-SSL certificates into a per-server volume.
+_api_calls: "weakref.WeakKeyDictionary[DockerEngine, APIClientCalls]" = weakref.WeakKeyDictionary()
 
-        A helper container (never started) of the server's image receives the
-        files through put_archive, so no host path has to be shared.
-        """
-        engine = self.docker_engine
-        image = await self._resolve_image()
-        self._resolved_image = image
-        await self._ensure_image(image)
-        volume = f"{self.object_name or self._established_name()}-certs"
-        await engine.create_volume(volume, labels=self._owner_labels())
-        self._certs_volume = volume
-        self._certs_created = True
-        try:
-            await self._fill_certs_volume(volume, image, paths)
-        except BaseException:
-            await asyncio.shield(self._remove_certs_volume())
-            raise
-        return {key: f"{CERTS_DIR}/{os.path.basename(path)}" for key, path in paths.items()}
 
-    async def _fill_certs_volume(self, volume: str, image: str, paths: dict) -> None:
-        engine = self.docker_engine
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            for key, path in paths.items():
-                info = tar.gettarinfo(path, arcname=os.path.basename(path))
-                info.uid = info.gid = 0
-                info.uname = info.gname = "root"
-                info.mode = 0o644
-                with open(path, "rb") as f:
-                    tar.addfile(info, f)
-        helper = await engine.create_container(
-            {
-                "name": f"{volume}-helper",
-                "image": image,
-                "command": ["true"],
-                "labels": self._owner_labels(),
-                "host_config": {"binds": {volume: {"bind": CERTS_DIR, "mode": "rw"}}},
-            }
-        )
-        try:
-            await engine.put_archive(helper, CERTS_DIR, archive.getvalue())
-        finally:
-            await asyncio.shield(self._remove_container(helper))
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
-    async def _remove_certs_volume(self) -> None:
-        volume = getattr(self, "_certs_volume", None)
-        if not volume:
-            return
-        try:
-            await self.docker_engine.remove_volume(volume)
-        except NotFound:
-            pass
-        self._certs_volume = None
-        self._certs_created = False

@@ -45,6 +45,7 @@ __all__ = [
     "resolve_escape",
     "template_namespace",
     "valid_container_name",
+    "valid_image_reference",
 ]
 
 # -- label keys -------------------------------------------------------------
@@ -180,7 +181,7 @@ def template_namespace(
         "raw_username": username,
         "servername": escaped_server,
         "raw_servername": servername,
-        "imagename": image.replace("/", "-"),
+        "imagename": image.replace("/", "-").replace(":", "-"),
         "prefix": prefix,
     }
 
@@ -306,3 +307,34 @@ def labels_owner(labels: Mapping[str, str] | None) -> tuple[str, str] | None:
     if not isinstance(username, str) or not isinstance(servername, str):
         return None
     return username, servername
+
+
+# -- image references -------------------------------------------------------
+
+# The distribution reference grammar the engine parses (docker/distribution
+# reference/regexp.go), so a bad reference is refused before any engine call.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}"
+_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?"
+)
+_IMAGE_ID = re.compile(r"(?:sha256:)?[0-9a-f]{12,64}")
+_NAME_TOTAL_MAX = 255
+
+
+def valid_image_reference(ref: str) -> bool:
+    """Whether ``ref`` is an image reference or id the engine would accept."""
+    if not isinstance(ref, str) or not ref or len(ref) > 512:
+        return False
+    if _IMAGE_ID.fullmatch(ref):
+        return True
+    if not _REFERENCE.fullmatch(ref):
+        return False
+    name = ref.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    return len(name) <= _NAME_TOTAL_MAX

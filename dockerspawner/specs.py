@@ -20,6 +20,12 @@ from .naming import LABEL_SPEC_HASH
 #: Env variables that change at every start and so must not force a new container.
 PER_START_ENV = frozenset({"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"})
 
+#: The engine's CFS period (microseconds) unless extra_host_config sets cpu_period.
+DEFAULT_CPU_PERIOD = 100_000
+
+#: Longest file name (bytes) on the filesystems a host path lands on.
+NAME_MAX = 255
+
 #: Networks on which a server is reached through a published host port.
 HOST_PORT_NETWORKS = frozenset({"bridge", "default"})
 
@@ -111,12 +117,28 @@ def check_confined(template: str, rendered: str) -> str:
         return rendered
     template_parts = template.split("/")
     parts = rendered.split("/")
+    shown = _clip(rendered)
     if "\x00" in rendered or len(parts) != len(template_parts):
-        raise ValueError(f"{rendered!r} (from {template!r}): a name filled in contains '/' or a NUL byte")
+        raise ValueError(f"{shown} (from {template!r}): a name filled in contains '/' or a NUL byte")
     for template_part, part in zip(template_parts, parts):
-        if "{" in template_part and part in ("", ".", ".."):
-            raise ValueError(f"{rendered!r} (from {template!r}): a name filled in makes the path component {part!r}")
+        if "{" not in template_part:
+            continue
+        # "" (the default server's {servername}) collapses like "a//b"; it cannot climb
+        if part in (".", ".."):
+            raise ValueError(f"{shown} (from {template!r}): a name filled in makes the path component {part!r}")
+        size = len(part.encode("utf-8", "surrogatepass"))
+        if size > NAME_MAX:
+            raise ValueError(
+                f"{shown} (from {template!r}): a path component would be {size} bytes long,"
+                f" over the filesystem limit of {NAME_MAX}"
+            )
     return rendered
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """A bounded repr for messages: names can be long."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
 
 
 def volume_binds(
@@ -210,8 +232,10 @@ def host_config(plan: ContainerPlan) -> dict[str, Any]:
     if plan.mem_limit:
         hc["mem_limit"] = plan.mem_limit
     if plan.cpu_limit:
-        hc["cpu_period"] = 100_000
-        hc["cpu_quota"] = int(float(plan.cpu_limit) * 100_000)
+        # the quota is per period: an admin's own cpu_period must scale it
+        period = int(plan.extra_host_config.get("cpu_period") or DEFAULT_CPU_PERIOD)
+        hc["cpu_period"] = period
+        hc["cpu_quota"] = int(float(plan.cpu_limit) * period)
     return hc
 
 

@@ -12,7 +12,15 @@ mode. See ``fakedocker/README.md``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+# help(fakedocker) is the guide (README.md ships with the package)
+try:
+    __doc__ = (Path(__file__).with_name("README.md").read_text(encoding="utf-8") + "\n" + (__doc__ or ""))
+except OSError:  # pragma: no cover - a copy without its data files
+    pass
 
 if TYPE_CHECKING:
     from .engine import ExecScript, FakeDocker
@@ -57,13 +65,22 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fakedocker' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+def lazy_exports(package: str, exports: dict[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports ``exports`` (name -> relative
+    module) on first use and keeps them in ``namespace``."""
+
+    def getattr_(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        namespace[name] = value
+        return value
+
+    return getattr_
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

@@ -126,21 +126,15 @@ VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
 def normalize_filters(filters: dict[str, Any] | None) -> dict[str, list[str]]:
-    """docker-py accepts a str, a list, a bool or a dict per key; the engine
-    sees lists of strings."""
+    """The lists of strings the engine sees for docker-py's ``filters``:
+    a bool becomes "true"/"false", a list keeps its items (as strings), any
+    other value (a dict too) becomes one item, ``str(value)``."""
     out: dict[str, list[str]] = {}
     for key, value in (filters or {}).items():
-        if value is None:
-            continue
         if isinstance(value, bool):
-            values = ["true" if value else "false"]
-        elif isinstance(value, (list, tuple, set)):
-            values = [str(v) for v in value]
-        elif isinstance(value, dict):
-            values = [f"{k}={v}" if v is not None else str(k) for k, v in value.items()]
-        else:
-            values = [str(value)]
-        out[key] = values
+            value = "true" if value else "false"
+        items = value if isinstance(value, list) else [value]
+        out[key] = [item if isinstance(item, str) else str(item) for item in items]
     return out
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ._util import ZERO_TIME, command_string, human_duration, rfc3339_nano
 from .fs import ContainerFS
+from .health import status_suffix
 from .http import Handler
 from .images import Image
 
@@ -24,7 +25,7 @@ HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "ContainerIDFile": "",
     "LogConfig": {"Type": "json-file", "Config": {}},
     "NetworkMode": "default",
-    "PortBindings": {},
+    "PortBindings": None,
     "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
     "AutoRemove": False,
     "VolumeDriver": "",
@@ -193,8 +194,8 @@ def fill_host_config(sent: dict[str, Any] | None) -> dict[str, Any]:
         hc[key] = copy.deepcopy(value)
     if hc.get("Memory") and not hc.get("MemorySwap"):
         hc["MemorySwap"] = hc["Memory"] * 2
-    if hc.get("PortBindings") is None:
-        hc["PortBindings"] = {}
+    if not hc.get("PortBindings"):
+        hc["PortBindings"] = None
     return hc
 
 
@@ -243,6 +244,11 @@ class Container:
     sigterm: list = field(default_factory=lambda: [None])
     _exited: asyncio.Event | None = None
     sandbox_id: str = ""
+    #: State.Health while a health check is configured and the container has run
+    health: dict[str, Any] | None = None
+    health_task: asyncio.Task | None = None
+    restart_task: asyncio.Task | None = None
+    restart_delay: float = 0.0
 
     @property
     def short_id(self) -> str:
@@ -281,7 +287,7 @@ class Container:
 
     # -- rendering ------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {
+        state = {
             "Status": self.status,
             "Running": self.status in ("running", "paused", "restarting"),
             "Paused": self.status == "paused",
@@ -294,6 +300,9 @@ class Container:
             "StartedAt": rfc3339_nano(self.started_ns) if self.started_ns else ZERO_TIME,
             "FinishedAt": rfc3339_nano(self.finished_ns) if self.finished_ns else ZERO_TIME,
         }
+        if self.health is not None:
+            state["Health"] = copy.deepcopy(self.health)
+        return state
 
     def _network_settings(self, full: bool) -> dict[str, Any]:
         networks = copy.deepcopy(self.networks)
@@ -356,7 +365,7 @@ class Container:
     def status_text(self) -> str:
         now = time.time_ns()
         if self.status == "running":
-            return f"Up {human_duration((now - self.started_ns) / 1e9)}"
+            return f"Up {human_duration((now - self.started_ns) / 1e9)}{status_suffix(self.health)}"
         if self.status == "paused":
             return f"Up {human_duration((now - self.started_ns) / 1e9)} (Paused)"
         if self.status == "restarting":

@@ -13,7 +13,7 @@ import copy
 import itertools
 import os
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from dockerspawner.engine.protocol import (
@@ -34,6 +34,7 @@ from ._util import (
 from .containers import Container, empty_endpoint
 from .events import EventBus
 from .faults import Faults
+from .filters import check as check_filters
 from .fs import HostStore, norm
 from .images import (
     ImageStore,
@@ -43,7 +44,8 @@ from .images import (
     check_removable,
     run_pull,
 )
-from .lifecycle import ContainerAPI, ExecScript
+from .execs import ExecAPI, ExecScript
+from .lifecycle import ContainerAPI
 from .networks import Networks
 from .ports import PortAllocator
 from .programs import (
@@ -58,7 +60,7 @@ __all__ = ["ExecScript", "FakeDocker"]
 ENGINE_VERSION = "20.10.24"
 
 
-class FakeDocker(ContainerAPI):
+class FakeDocker(ContainerAPI, ExecAPI):
     """An in-memory Docker engine implementing ``DockerEngine``.
 
     Options (all keyword-only):
@@ -77,6 +79,12 @@ class FakeDocker(ContainerAPI):
     - ``default_stop_timeout``: seconds a stop waits before SIGKILL (10).
     - ``latency``: seconds every call takes (default 0: one loop turn).
     - ``version``: the engine version ``version()``/``info()`` report.
+    - ``device_drivers``: device drivers of the simulated host, name ->
+      capabilities (default none, as a host without the NVIDIA toolkit;
+      ``fakedocker.validation.NVIDIA`` simulates one).
+    - ``unknown_commands``: ``"fail"`` (default) refuses a PID 1 that is not
+      simulated, not the image's own command and not in its files, as the
+      runtime does; ``"run"`` runs it until stopped.
 
     No IO happens here; the fake binds to the event loop of its first call.
     """
@@ -100,7 +108,11 @@ class FakeDocker(ContainerAPI):
         default_stop_timeout: float = 10,
         latency: float = 0.0,
         version: str = ENGINE_VERSION,
+        device_drivers: Mapping[str, Iterable[str]] | None = None,
+        unknown_commands: str = "fail",
     ) -> None:
+        if unknown_commands not in ("fail", "run"):
+            raise ValueError(f"unknown_commands must be 'fail' or 'run', not {unknown_commands!r}")
         self.base_url = "fake://fakedocker"
         self.version_string = version
         self.images = ImageStore()
@@ -119,6 +131,8 @@ class FakeDocker(ContainerAPI):
         self.process_env = dict(process_env or {})
         self.default_stop_timeout = default_stop_timeout
         self.latency = latency
+        self.device_drivers = {k: frozenset(v) for k, v in (device_drivers or {}).items()}
+        self.unknown_commands = unknown_commands
         self.exec_scripts: list[ExecScript] = []
         self._ports = PortAllocator(port_range)
         self._bind_stores: dict[str, HostStore] = {}
@@ -335,6 +349,10 @@ class FakeDocker(ContainerAPI):
         await self._enter("inspect_image", ref=ref)
         return self.images.get(ref).inspect()
 
+    async def list_images(self, *, name: str | None = None, filters: dict[str, Any] | None = None) -> list[dict]:
+        await self._enter("list_images", name=name, filters=filters)
+        return self.images.listing(name, filters)
+
     async def tag_image(self, ref: str, repository: str, tag: str | None = None) -> None:
         await self._enter("tag_image", ref=ref, repository=repository, tag=tag)
         image = self.images.find(ref)
@@ -428,6 +446,7 @@ class FakeDocker(ContainerAPI):
     async def list_volumes(self, filters: dict[str, Any] | None = None) -> list[dict]:
         await self._enter("list_volumes", filters=copy.deepcopy(filters))
         wanted = normalize_filters(filters)
+        check_filters("volumes", wanted)
         return [
             v.inspect()
             for v in self.volumes.by_name.values()
@@ -486,6 +505,7 @@ class FakeDocker(ContainerAPI):
     ) -> list[dict]:
         await self._enter("list_networks", names=names, filters=copy.deepcopy(filters))
         wanted = normalize_filters(filters)
+        check_filters("networks", wanted)
         if names:
             wanted.setdefault("name", []).extend(names)
         names_map = self._container_names()
@@ -579,6 +599,14 @@ class FakeDocker(ContainerAPI):
         await self._enter("list_tasks", filters=copy.deepcopy(filters))
         return self.swarm.list_tasks(filters)
 
+    async def list_nodes(self, filters: dict[str, Any] | None = None) -> list[dict]:
+        await self._enter("list_nodes", filters=copy.deepcopy(filters))
+        return self.swarm.list_nodes(filters)
+
+    async def inspect_node(self, ref: str) -> dict:
+        await self._enter("inspect_node", ref=ref)
+        return self.swarm.inspect_node(ref)
+
     async def _swarm_prepare_image(self, ref: str) -> str | None:
         """None when the task image is present (pulling it from the fake
         registry if needed), else the task's ``Err``."""
@@ -609,7 +637,7 @@ class FakeDocker(ContainerAPI):
         task_name = f"{svc.name}.{task.slot}.{task.id}"
         labels.update(
             {
-                "com.docker.swarm.node.id": self.swarm.node_id,
+                "com.docker.swarm.node.id": task.node_id or self.swarm.node_id,
                 "com.docker.swarm.service.id": svc.id,
                 "com.docker.swarm.service.name": svc.name,
                 "com.docker.swarm.task": "",
@@ -656,7 +684,7 @@ class FakeDocker(ContainerAPI):
         await self._start(c)
         task.ports = []
         for key, bindings in c.ports.items():
-            for b in (bindings or [])[:1]:
+            for b in bindings or []:
                 port, _, proto = key.partition("/")
                 task.ports.append(
                     {

@@ -98,7 +98,11 @@ class PortProxy:
             return
         server = await asyncio.start_server(self._serve, sock=self.sock, limit=MAX_HEAD)
         if self._closed:
-            server.close()
+            # closed while starting: close() already closed the socket under it
+            try:
+                server.close()
+            except (ValueError, OSError):
+                pass
         else:
             self._server = server
 

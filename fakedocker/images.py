@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockerspawner.engine.protocol import Conflict, NotFound, PullEvent
+from dockerspawner.engine.protocol import Conflict, EngineError, NotFound, PullEvent
 from dockerspawner.engine.replay import Replay
 
 from ._util import normalize_ref, now_ns, repo_path, rfc3339_nano, split_ref
+from .fs import Meta
 
 #: Files every image gets unless ``files`` is given: what the project's
 #: ``local/busybox:test`` rootfs has (users for ``id -u``, a page for httpd).
@@ -43,6 +44,8 @@ BUSYBOX_DIRS = (
     "/var",
     "/var/www",
 )
+#: Owners that differ from root's in the busybox-like tree (jovyan owns its home).
+BUSYBOX_META: dict[str, Meta] = {"/home/jovyan": Meta(1000, 100, 0o755)}
 
 #: The size of the busybox rootfs layer on the real engine.
 BUSYBOX_LAYER_SIZE = 1_984_305
@@ -115,6 +118,8 @@ class Image:
     files: dict[str, bytes]
     dirs: set[str]
     tags: list[str] = field(default_factory=list)
+    #: owners and modes that are not root's defaults
+    meta: dict[str, Meta] = field(default_factory=dict)
     digests: list[str] = field(default_factory=list)
     created_ns: int = field(default_factory=now_ns)
 
@@ -163,6 +168,11 @@ class Image:
         }
 
 
+def _label_matches(labels: dict[str, str], wanted: str) -> bool:
+    key, eq, value = wanted.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
 def image_id_for(config: dict[str, Any], layers: list[Layer]) -> str:
     """Same config and layers give the same id, as content addressing does."""
     blob = json.dumps({"config": config, "layers": [l.digest for l in layers]}, sort_keys=True)
@@ -183,7 +193,8 @@ def build_image(
             parent = parent.rsplit("/", 1)[0] or "/"
     if cfg.get("WorkingDir"):
         dirs.add(cfg["WorkingDir"])
-    return Image(id=image_id_for(cfg, lays), config=cfg, layers=lays, files=tree, dirs=dirs)
+    meta = dict(BUSYBOX_META) if files is None else {}
+    return Image(id=image_id_for(cfg, lays), config=cfg, layers=lays, files=tree, dirs=dirs, meta=meta)
 
 
 class ImageStore:
@@ -257,6 +268,26 @@ class ImageStore:
             self.tags.pop(t, None)
         image.tags.clear()
         self.by_id.pop(image.id, None)
+
+    def listing(self, name: str | None = None, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """``GET /images/json``: ``name`` (a repository, or ``repo:tag``) and ``label`` filters."""
+        wanted = []
+        for key, values in (filters or {}).items():
+            if key != "label":
+                raise EngineError(f"invalid filter '{key}'", 400)
+            wanted.extend([values] if isinstance(values, str) else list(values))
+        out = []
+        for image in sorted(self.by_id.values(), key=lambda i: -i.created_ns):
+            if name:
+                repo, tag, _ = split_ref(name)
+                keys = [f"{repo}:{tag}"] if tag else [t for t in image.tags if split_ref(t)[0] == repo]
+                if not any(k in image.tags for k in keys):
+                    continue
+            labels = image.config.get("Labels") or {}
+            if not all(_label_matches(labels, w) for w in wanted):
+                continue
+            out.append(image.list_entry())
+        return out
 
     def has_layer(self, digest: str) -> bool:
         return any(layer.digest == digest for img in self.by_id.values() for layer in img.layers)

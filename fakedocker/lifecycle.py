@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import fnmatch
 import ipaddress
 import os
 import posixpath
 import random
 import re
-import shlex
 import signal as _signal
-import tarfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from dockerspawner.engine.protocol import (
@@ -28,7 +23,6 @@ from dockerspawner.engine.protocol import (
     ContainerSpec,
     EngineError,
     EngineUnavailable,
-    ExecResult,
     NotFound,
 )
 from dockerspawner.engine.wire import create_body
@@ -51,7 +45,7 @@ from .http import PortProxy
 from .images import ImageStore
 from .networks import Network, Networks, mac_for
 from .ports import PortAllocator
-from .processes import LocalProcess, host_executable, is_singleuser, rewrite_singleuser
+from .processes import LocalProcess, host_command, host_executable, is_singleuser, rewrite_singleuser
 from .programs import (
     APPLETS,
     IGNORE,
@@ -61,6 +55,10 @@ from .programs import (
     run_forever,
     singleuser_address,
 )
+from .filters import check as check_filters
+from .health import health_status, healthcheck_of, new_health, run_checks
+from .restart import next_delay, should_restart
+from .validation import create_error, device_error, executable_error
 from .volumes import Volume, Volumes
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -95,32 +93,6 @@ def _signal_number(sig: str | int | None) -> int:
     return _SIGNALS[text]
 
 
-@dataclass
-class ExecScript:
-    """A scripted exec answer (``fake.script_exec``)."""
-
-    container: str
-    cmd: str | list[str] | Callable[[list[str]], bool]
-    exit_code: int = 0
-    stdout: bytes = b""
-    stderr: bytes = b""
-    remaining: int | None = None
-
-    def matches(self, container: Container, argv: list[str]) -> bool:
-        if self.remaining is not None and self.remaining <= 0:
-            return False
-        if not (
-            fnmatch.fnmatchcase(container.bare_name, self.container)
-            or container.id.startswith(self.container)
-        ):
-            return False
-        if callable(self.cmd):
-            return bool(self.cmd(argv))
-        if isinstance(self.cmd, list):
-            return list(self.cmd) == argv
-        return fnmatch.fnmatchcase(" ".join(argv), self.cmd)
-
-
 def _current_task() -> asyncio.Task | None:
     try:
         return asyncio.current_task()
@@ -142,7 +114,8 @@ class ContainerAPI:
     processes: bool | frozenset[str]
     process_env: dict[str, str]
     default_stop_timeout: float
-    exec_scripts: list[ExecScript]
+    device_drivers: dict[str, frozenset[str]]
+    unknown_commands: str
     _ports: PortAllocator
     _bind_stores: dict[str, HostStore]
     _closed: bool
@@ -180,7 +153,10 @@ class ContainerAPI:
         else:
             full = "/" + self._random_name()
         host_config = fill_host_config(body.get("HostConfig"))
-        fs = ContainerFS(image.files, image.dirs)
+        refused = create_error(host_config)
+        if refused:
+            raise EngineError(refused, 400)
+        fs = ContainerFS(image.files, image.dirs, image.meta, read_only=bool(host_config.get("ReadonlyRootfs")))
         mounts, created_volumes = self._mounts(host_config, config, fs)
         container = Container(
             id=cid,
@@ -228,8 +204,18 @@ class ContainerAPI:
             nets[net_name] = empty_endpoint(conf.get("Aliases"), conf.get("IPAMConfig"))
         return nets
 
-    def _volume_for(self, name: str | None, created: list[Volume], anonymous: bool = False) -> Volume:
-        vol, made = self.volumes.create(name or new_id(), anonymous=anonymous or not name)
+    def _volume_for(
+        self, name: str | None, created: list[Volume], anonymous: bool = False, options: dict | None = None
+    ) -> Volume:
+        options = options or {}
+        driver = options.get("DriverConfig") or {}
+        vol, made = self.volumes.create(
+            name or new_id(),
+            anonymous=anonymous or not name,
+            labels=options.get("Labels"),
+            driver=driver.get("Name"),
+            driver_opts=driver.get("Options"),
+        )
         if made:
             created.append(vol)
         return vol
@@ -239,17 +225,20 @@ class ContainerAPI:
     ) -> tuple[list[dict], list[Volume]]:
         mounts: list[dict[str, Any]] = []
         created: list[Volume] = []
-        stores: list[tuple[str, FileStore]] = []
+        stores: list[tuple[str, FileStore, bool, bool]] = []  # dest, store, rw, copy image content
 
         def bind(src: str, dst: str, mode: str, rw: bool) -> None:
             mounts.append(_mount_record("bind", src, dst, mode, rw, "rprivate"))
-            stores.append((dst, self._bind_stores.setdefault(src, HostStore(src))))
+            stores.append((dst, self._bind_stores.setdefault(src, HostStore(src)), rw, False))
 
-        def volume(name: str | None, dst: str, mode: str, rw: bool, anonymous: bool = False) -> None:
-            vol = self._volume_for(name, created, anonymous=anonymous)
+        def volume(
+            name: str | None, dst: str, mode: str, rw: bool, anonymous: bool = False, options: dict | None = None
+        ) -> None:
+            vol = self._volume_for(name, created, anonymous=anonymous, options=options)
             record = _mount_record("volume", f"/var/lib/docker/volumes/{vol.name}/_data", dst, mode, rw, "")
             mounts.append({**record, "Name": vol.name, "Driver": vol.driver})
-            stores.append((dst, vol.store))
+            nocopy = "nocopy" in mode.split(",") or bool((options or {}).get("NoCopy"))
+            stores.append((dst, vol.store, rw, not nocopy))
 
         for spec in hc.get("Binds") or []:
             parts = spec.split(":")
@@ -275,15 +264,15 @@ class ContainerAPI:
                 bind(src, dst, "", rw)
             elif kind == "tmpfs":
                 mounts.append(_mount_record("tmpfs", "", dst, "", rw, ""))
-                stores.append((dst, FileStore()))
+                stores.append((dst, FileStore(), rw, False))
             else:
-                volume(src, dst, "z", rw)
+                volume(src, dst, "z", rw, options=m.get("VolumeOptions"))
         covered = {m["Destination"] for m in mounts}
         for dst in config.get("Volumes") or {}:
             if dst not in covered:
                 volume(None, dst, "", True, anonymous=True)
-        for dst, store in stores:
-            fs.mount(dst, store)
+        for dst, store, rw, copy_in in stores:
+            fs.mount(dst, store, read_only=not rw, copy_in=copy_in)
         return mounts, created
 
     # -- containers: start ---------------------------------------------------------------
@@ -299,14 +288,52 @@ class ContainerAPI:
     def _fail_start(self, c: Container, message: str, status: int = 500, code: int = 128) -> Exception:
         c.error = message
         c.exit_code = code
+        if status == 404:
+            return NotFound(message)
         return error_500(message) if status == 500 else EngineError(message, status)
+
+    def _command_known(self, c: Container, argv: list[str]) -> bool:
+        """Whether the fake may run ``argv``: a simulated program, the image's
+        own command (its author put it there), or a host process."""
+        if self.unknown_commands == "run" or self.programs.resolve(list(argv))[0] is not None:
+            return True
+        img = c.image.config
+        declared = {(img.get(k) or [None])[0] for k in ("Entrypoint", "Cmd")}
+        return argv[0] in declared or self._runs_as_process(argv)
+
+    def _refuse_start(self, c: Container, argv: list[str]) -> None:
+        """What the engine and the runtime refuse before PID 1 runs."""
+        mode = c.host_config.get("NetworkMode") or ""
+        if mode.startswith("container:"):
+            target = mode.split(":", 1)[1]
+            try:
+                self._container(target)
+            except NotFound:
+                raise self._fail_start(c, f"No such container: {target}", 404) from None
+        refused = device_error(c.host_config.get("DeviceRequests"), self.device_drivers)
+        if refused:
+            raise self._fail_start(c, refused)
+        if c.host_config.get("Init"):
+            return  # docker-init runs; it reports a missing program itself (_run_main)
+        refused = self._missing_executable(c, argv)
+        if refused:
+            raise self._fail_start(c, refused, 400, 127)
+
+    def _missing_executable(self, c: Container, argv: list[str]) -> str | None:
+        return executable_error(
+            argv[0],
+            self._runtime_env(c, "").get("PATH", DEFAULT_PATH),
+            lambda path: c.fs.read(path) is not None,
+            lambda _name: self._command_known(c, argv),
+        )
 
     def _runs_as_process(self, argv: list[str]) -> bool:
         if not self.processes or not argv:
             return False
         name = posixpath.basename(argv[0])
         if isinstance(self.processes, frozenset):
-            if name not in self.processes and argv[0] not in self.processes:
+            singleuser = is_singleuser(argv) and "jupyterhub-singleuser" in self.processes
+            if name not in self.processes and argv[0] not in self.processes and not singleuser:
                 return False
         elif name in APPLETS:
             return False
@@ -333,7 +360,9 @@ class ContainerAPI:
     async def _start(self, c: Container) -> None:
         argv = [c.path] + list(c.args)
         env = env_dict(c.config.get("Env"))
-        as_process = self._runs_as_process(argv)
+        as_process = self._runs_as_process(host_command(argv))
+        if as_process:
+            argv = host_command(argv)
         # Networks first: a missing one fails the start, as on the engine.
         attach: list[tuple[str, Network]] = []
         for net_name in c.networks:
@@ -344,6 +373,7 @@ class ContainerAPI:
                     f"Could not attach to network {net_name}: rpc error: code = NotFound desc = network {net_name} not found",
                 )
             attach.append((net_name, net))
+        self._refuse_start(c, argv)
         user_error = self._check_user(c)
         if user_error:
             raise self._fail_start(c, user_error)
@@ -393,12 +423,25 @@ class ContainerAPI:
             c.task = self._spawn(self._run_main(c, argv, env))
         if fault is not None:
             self._spawn(self._apply_fault(c, fault, c.started_ns))
+        check = healthcheck_of(c.config)
+        if check is not None:
+            c.health = new_health()
+            c.health_task = self._spawn(
+                run_checks(
+                    check,
+                    c.health,
+                    lambda argv: self._exec_with_events(c, argv),
+                    lambda status: self.bus.publish(
+                        "container", f"health_status: {status}", c.id, c.event_attributes()
+                    ),
+                )
+            )
 
     @staticmethod
-    def _check_user(c: Container) -> str:
+    def _check_user(c: Container, spec: str | None = None) -> str:
         """The engine resolves a named user (and group) in the container's
-        /etc/passwd (/etc/group) at start; numeric ids need no entry."""
-        user, _, group = (c.config.get("User") or "").partition(":")
+        /etc/passwd (/etc/group) at start and exec; numeric ids need no entry."""
+        user, _, group = (c.config.get("User") or "" if spec is None else spec).partition(":")
         for name, path, what in ((user, "/etc/passwd", "user"), (group, "/etc/group", "group")):
             if not name or name.isdigit():
                 continue
@@ -417,13 +460,16 @@ class ContainerAPI:
         if mode in ("host", "none") or mode.startswith("container:"):
             return []
         bindings = hc.get("PortBindings") or {}
-        keys = list(dict.fromkeys(list(c.config.get("ExposedPorts") or {}) + list(bindings)))
         proxies: list[PortProxy] = []
         try:
-            for key in keys:
-                port_s, _, proto = key.partition("/")
+            # Only exposed ports are published; a binding is looked up under
+            # the exposed key as given ("9998/udp/tcp" finds none).
+            for exposed in c.config.get("ExposedPorts") or {}:
+                port_s, _, rest = exposed.partition("/")
+                proto = rest.split("/", 1)[0] or "tcp"
+                key = f"{port_s}/{proto}"
                 private = int(port_s.split("-")[0])
-                wanted = bindings.get(key)
+                wanted = bindings.get(exposed)
                 if not wanted and hc.get("PublishAllPorts"):
                     wanted = [{"HostIp": "", "HostPort": ""}]
                 if not wanted:
@@ -483,9 +529,20 @@ class ContainerAPI:
                 aliases.append(c.short_id)
             ep["Aliases"] = aliases
         net.endpoints[c.id] = ep
+        for port in list(c.listeners):
+            net.serve(c.id, port, lambda p=port: c.listeners.get(p), self._spawn)
         self.bus.publish(
             "network", "connect", net.id, {"container": c.id, "name": net.name, "type": net.driver}
         )
+
+    def _listen(self, c: Container, port: int, handler: Any) -> None:
+        """A program listens on ``port``: through the published ports and on
+        the container's address in each network it is attached to."""
+        c.listeners[port] = handler
+        for net_name in c.networks:
+            net = self.networks.find(net_name)
+            if net is not None and c.id in net.endpoints:
+                net.serve(c.id, port, lambda p=port: c.listeners.get(p), self._spawn)
 
     def _detach(self, c: Container, net_name: str) -> None:
         ep = c.networks.get(net_name)
@@ -493,6 +550,7 @@ class ContainerAPI:
         if ep is None:
             return
         if net is not None and c.id in net.endpoints:
+            net.unserve(c.id)
             net.release_ip(ep.get("IPAddress", ""))
             del net.endpoints[c.id]
             self.bus.publish(
@@ -501,7 +559,12 @@ class ContainerAPI:
         ep.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, MacAddress="")
 
     async def _run_main(self, c: Container, argv: list[str], env: dict[str, str]) -> None:
+        missing = self._missing_executable(c, argv)
         program, argv = self.programs.resolve(argv)
+        if program is None and missing:
+            c.log("stderr", f"[FATAL tini (7)] exec {argv[0]} failed: No such file or directory\n".encode())
+            self._terminate(c, 127)
+            return
         if program is None:
             program = Program(run_forever, on_sigterm=143)
         c.sigterm[0] = program.on_sigterm
@@ -514,7 +577,7 @@ class ContainerAPI:
             out=lambda data: c.log("stdout", data),
             err=lambda data: c.log("stderr", data),
             hostname=c.config.get("Hostname") or c.short_id,
-            listen=lambda port, handler: c.listeners.__setitem__(port, handler),
+            listen=lambda port, handler: self._listen(c, port, handler),
             programs=self.programs,
             on_sigterm=c.sigterm,
         )
@@ -575,6 +638,11 @@ class ContainerAPI:
         policy = c.sigterm[0]
         if c.process is not None:
             return 128 + sig
+        if callable(policy):
+            # A shell with a trap for it runs its handler and exits by itself.
+            if policy(sig):
+                return None
+            policy = IGNORE
         if policy is not IGNORE:
             return policy if sig in (2, 15) else 128 + sig
         if c.host_config.get("Init"):
@@ -583,7 +651,7 @@ class ContainerAPI:
 
     def _terminate(self, c: Container, code: int, *, oom: bool = False) -> None:
         """The one place where a running container stops running."""
-        if not c.running:
+        if not c.running or c.status == "restarting":
             return
         c.status = "exited"
         c.exit_code = code
@@ -593,6 +661,9 @@ class ContainerAPI:
         c.listeners.clear()
         task = c.task
         c.task = None
+        if c.health_task is not None:
+            c.health_task.cancel()
+            c.health_task = None
         if c.process is not None:
             # The watcher task stays: it reaps the process and removes its
             # temporary directory once the kill lands.
@@ -612,11 +683,47 @@ class ContainerAPI:
             self.bus.publish("container", "oom", c.id, c.event_attributes())
         self.bus.publish("container", "die", c.id, c.event_attributes(exitCode=str(code)))
         c.exited.set()
+        if not self._closed and should_restart(
+            c.host_config.get("RestartPolicy"), code, c.restart_count, c.stop_requested
+        ):
+            self._schedule_restart(c)
+            return
         if c.host_config.get("AutoRemove") and not self._closed:
+            # The engine marks it at once; a remove until it is gone is a Conflict.
+            c.status = "removing"
             if _current_task() is None:
                 self._delete(c, volumes=True)
             else:
                 self._spawn(self._auto_remove(c))
+
+    def _schedule_restart(self, c: Container) -> None:
+        """The engine counts the restart at once and shows "restarting"
+        (Running) until the delay has passed and the program runs again."""
+        c.restart_delay = next_delay(c.restart_delay, (c.finished_ns - c.started_ns) / 1e9)
+        c.restart_count += 1
+        c.status = "restarting"
+        c.restart_task = self._spawn(self._restart_later(c, c.restart_delay))
+
+    async def _restart_later(self, c: Container, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if c.status != "restarting" or self.containers.get(c.id) is not c:
+            return
+        c.restart_task = None
+        c.status = "exited"
+        try:
+            await self._start(c)
+        except EngineError:
+            c.status = "exited"
+
+    def _cancel_restart(self, c: Container) -> bool:
+        """Stop a pending restart; True when there was one."""
+        if c.status != "restarting":
+            return False
+        if c.restart_task is not None:
+            c.restart_task.cancel()
+            c.restart_task = None
+        c.status = "exited"
+        return True
 
     async def _auto_remove(self, c: Container) -> None:
         await asyncio.sleep(0.01)
@@ -668,6 +775,9 @@ class ContainerAPI:
         await self._stop(c, timeout)
 
     async def _stop(self, c: Container, timeout: float | None) -> None:
+        if self._cancel_restart(c):
+            self.bus.publish("container", "stop", c.id, c.event_attributes())
+            return
         if timeout is None:
             timeout = c.config.get("StopTimeout")
         if timeout is None:
@@ -683,6 +793,10 @@ class ContainerAPI:
         sig = _signal_number(signal)
         if not c.running:
             raise Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running")
+        c.stop_requested = True  # the restart manager treats a kill as the user's stop
+        if self._cancel_restart(c):
+            self.bus.publish("container", "kill", c.id, c.event_attributes(signal=str(sig)))
+            return
         self.bus.publish("container", "kill", c.id, c.event_attributes(signal=str(sig)))
         if c.process is not None:
             c.process.send(sig)
@@ -701,13 +815,15 @@ class ContainerAPI:
         if c.running:
             if not force:
                 raise Conflict(
-                    f"You cannot remove a running container {c.id}. Stop the container before "
-                    "attempting removal or force remove"
+                    f"You cannot remove a {'restarting' if c.status == 'restarting' else 'running'} container "
+                    f"{c.id}. Stop the container before attempting removal or force remove"
                 )
-            self.bus.publish("container", "kill", c.id, c.event_attributes(signal="9"))
-            if c.process is not None:
-                c.process.send(_signal.SIGKILL)
-            self._terminate(c, 137)
+            c.stop_requested = True
+            if not self._cancel_restart(c):
+                self.bus.publish("container", "kill", c.id, c.event_attributes(signal="9"))
+                if c.process is not None:
+                    c.process.send(_signal.SIGKILL)
+                self._terminate(c, 137)
         self._delete(c, volumes=volumes)
 
     async def wait_container(self, ref: str, timeout: float | None = None) -> int:
@@ -745,6 +861,7 @@ class ContainerAPI:
     async def list_containers(self, *, all: bool = True, filters: dict[str, Any] | None = None) -> list[dict]:
         await self._enter("list_containers", all=all, filters=copy.deepcopy(filters))
         wanted = normalize_filters(filters)
+        check_filters("containers", wanted)
         out = []
         for c in sorted(self.containers.values(), key=lambda c: c.created_ns, reverse=True):
             if not all and not c.running and "status" not in wanted:
@@ -784,6 +901,17 @@ class ContainerAPI:
                     for v in values
                 ):
                     return False
+            elif key == "health":
+                if health_status(c.health) not in values:
+                    return False
+            elif key == "is-task":
+                if ("com.docker.swarm.task" in c.labels) != (values[0].lower() in ("true", "1")):
+                    return False
+            elif key in ("expose", "publish"):
+                ports = c.config.get("ExposedPorts") if key == "expose" else c.host_config.get("PortBindings")
+                have = {p.split("/")[0] for p in ports or {}} | set(ports or {})
+                if not any(v in have for v in values):
+                    return False
             elif key == "volume":
                 if not any(m.get("Name") == v or m.get("Destination") == v for m in c.mounts for v in values):
                     return False
@@ -814,104 +942,6 @@ class ContainerAPI:
         if not c.running:
             return []
         return copy.deepcopy(c.ports.get(key) or [])
-
-    # -- exec and archives ---------------------------------------------------------------------
-    async def exec_run(
-        self,
-        ref: str,
-        cmd: list[str] | str,
-        *,
-        user: str | None = None,
-        workdir: str | None = None,
-        environment: dict[str, str] | None = None,
-    ) -> ExecResult:
-        await self._enter("exec_run", ref=ref, cmd=cmd, user=user, workdir=workdir, environment=environment)
-        c = self._container(ref)
-        if not c.running:
-            raise Conflict(f"Container {c.id} is not running")
-        argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
-        if not argv:
-            raise EngineError("No exec command specified", 400)
-        exec_id = new_id()
-        c.exec_ids.append(exec_id)
-        shown = f"{argv[0]} {' '.join(argv[1:])}"
-        self.bus.publish("container", f"exec_create: {shown}", c.id, c.event_attributes(execID=exec_id))
-        self.bus.publish("container", f"exec_start: {shown}", c.id, c.event_attributes(execID=exec_id))
-        try:
-            code, out, err = await self._exec(c, argv, user, workdir, environment)
-        finally:
-            if exec_id in c.exec_ids:
-                c.exec_ids.remove(exec_id)
-        self.bus.publish(
-            "container", "exec_die", c.id, c.event_attributes(execID=exec_id, exitCode=str(code))
-        )
-        return ExecResult(exit_code=code, stdout=out, stderr=err)
-
-    async def _exec(
-        self,
-        c: Container,
-        argv: list[str],
-        user: str | None,
-        workdir: str | None,
-        environment: dict[str, str] | None,
-    ) -> tuple[int, bytes, bytes]:
-        for script in self.exec_scripts:
-            if script.matches(c, argv):
-                if script.remaining is not None:
-                    script.remaining -= 1
-                return script.exit_code, script.stdout, script.stderr
-        program, argv = self.programs.resolve(argv)
-        if program is None:
-            msg = (
-                f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{argv[0]}": '
-                "executable file not found in $PATH: unknown\r\n"
-            )
-            return 126, msg.encode(), b""
-        out, err = bytearray(), bytearray()
-        proc = Proc(
-            argv=argv,
-            env=self._runtime_env(c, user or c.config.get("User") or "", environment),
-            cwd=norm(workdir or c.config.get("WorkingDir") or "/"),
-            user=user or c.config.get("User") or "",
-            fs=c.fs,
-            out=out.extend,
-            err=err.extend,
-            hostname=c.config.get("Hostname") or c.short_id,
-            listen=lambda port, handler: c.listeners.__setitem__(port, handler),
-            programs=self.programs,
-        )
-        run = asyncio.ensure_future(program.run(proc))
-        died = asyncio.ensure_future(c.exited.wait())
-        try:
-            done, _ = await asyncio.wait({run, died}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            died.cancel()
-        if run in done:
-            try:
-                code = run.result()
-            except Exception as e:  # noqa: BLE001 - a broken simulated program
-                err.extend(f"fakedocker: {argv[0]} failed: {e}\n".encode())
-                code = 1
-        else:
-            run.cancel()
-            await asyncio.gather(run, return_exceptions=True)
-            code = 137
-        return code & 0xFF, bytes(out), bytes(err)
-
-    async def put_archive(self, ref: str, path: str, data: bytes) -> None:
-        await self._enter("put_archive", ref=ref, path=path, size=len(data))
-        c = self._container(ref)
-        dest = norm(path)
-        if not c.fs.is_dir(dest):
-            if c.fs.read(dest) is not None:
-                raise EngineError("extraction point is not a directory", 400)
-            raise NotFound(f"Could not find the file {path} in container {c.id}")
-        try:
-            c.fs.extract(dest, data)
-        except tarfile.TarError as e:
-            raise EngineError(f"Error processing tar file: {e}", 500) from None
-        self.bus.publish("container", "extract-to-dir", c.id, c.event_attributes())
-
 
 def _mount_record(kind: str, source: str, destination: str, mode: str, rw: bool, propagation: str) -> dict[str, Any]:
     """One entry of inspect's ``Mounts``, as the engine reports it."""

@@ -1,15 +1,30 @@
-"""Networks with per-subnet address allocation, like the engine's bridge IPAM."""
+"""Networks with per-subnet address allocation, like the engine's bridge IPAM.
+
+Addresses come from loopback: each ``FakeDocker`` takes a random /16 of
+127.0.0.0/8 (Linux answers on every loopback address without setup) and gives
+each network a /24 of it, in creation order (the default bridge first). A
+container's address is therefore reachable from the host: a program that
+listens on a port in the container (the simulated ``jupyterhub-singleuser``,
+``busybox httpd``) answers on ``<container IP>:<port>`` while the container is
+attached, so ``use_internal_ip`` and user networks work. The gateway (``.1``)
+is the host itself, as on a bridge.
+"""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import random
 import re
+import socket
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from dockerspawner.engine.protocol import Conflict, EngineError, NotFound
 
 from ._util import labels_match, new_id, now_ns, rfc3339_nano
+from .http import Handler, PortProxy
 
 PREDEFINED = ("bridge", "host", "none")
 
@@ -39,6 +54,31 @@ class Network:
     #: container id -> endpoint (only while the container runs)
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     _used: set[int] = field(default_factory=set)
+    #: container id -> {port: listener on the container's address}
+    _servers: dict[str, dict[int, PortProxy]] = field(default_factory=dict)
+
+    def serve(
+        self,
+        cid: str,
+        port: int,
+        lookup: Callable[[], Handler | None],
+        spawn: Callable[[Coroutine[Any, Any, None]], Any],
+    ) -> None:
+        """Answer on the container's address at ``port`` with what its
+        program listens with. An address:port another process holds stays
+        silent (as a container would be unreachable), it fails nothing."""
+        ip = (self.endpoints.get(cid) or {}).get("IPAddress")
+        servers = self._servers.setdefault(cid, {})
+        if not ip or port in servers:
+            return
+        sock = listen_on(ip, port)
+        if sock is not None:
+            servers[port] = proxy = PortProxy(sock, lookup)
+            spawn(proxy.start())
+
+    def unserve(self, cid: str) -> None:
+        for proxy in self._servers.pop(cid, {}).values():
+            proxy.close()
 
     @property
     def gateway(self) -> str:
@@ -96,17 +136,41 @@ class Network:
         }
 
 
+def listen_on(ip: str, port: int) -> socket.socket | None:
+    """A listening TCP socket on ``ip:port``, or None when the address is
+    taken (by another fake or another process) or not local."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((ip, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        if e.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            return None
+        raise
+    return sock
+
+
+def loopback_block() -> tuple[int, int]:
+    """A random 127.A.B.0 origin for one fake's subnets: two fakes on one
+    machine (parallel test runs) rarely share an address."""
+    return random.randint(16, 254), random.randint(0, 255)
+
+
 def mac_for(ip: str) -> str:
     parts = [int(p) for p in ip.split(".")]
     return "02:42:" + ":".join(f"{p:02x}" for p in parts)
 
 
 class Networks:
-    def __init__(self) -> None:
+    def __init__(self, block: tuple[int, int] | None = None) -> None:
         self.by_id: dict[str, Network] = {}
+        self._block = block or loopback_block()
         self._next_subnet = 0
         for name, driver, subnet, opts in (
-            ("bridge", "bridge", "172.17.0.0/16", _DEFAULT_BRIDGE_OPTIONS),
+            ("bridge", "bridge", self._subnet(), _DEFAULT_BRIDGE_OPTIONS),
             ("host", "host", None, {}),
             ("none", "null", None, {}),
         ):
@@ -114,36 +178,28 @@ class Networks:
                 name=name,
                 id=new_id(),
                 driver=driver,
-                subnet=ipaddress.IPv4Network(subnet) if subnet else None,
+                subnet=subnet,
                 options=dict(opts),
                 predefined=True,
             )
             self.by_id[net.id] = net
 
-    def _overlay_subnet(self) -> ipaddress.IPv4Network:
-        """10.0.N.0/24, as swarm's default address pool hands them out."""
-        taken = {n.subnet for n in self.by_id.values() if n.subnet is not None}
-        for i in range(1, 256):
-            candidate = ipaddress.IPv4Network(f"10.0.{i}.0/24")
-            if candidate not in taken:
-                return candidate
-        raise EngineError("could not find an available, non-overlapping IPv4 address pool", 500)
-
     def _subnet(self) -> ipaddress.IPv4Network:
-        """172.18/16 ... 172.31/16, then 192.168.0/20 ... as the engine's pools."""
+        """The next free /24 of this fake's loopback block (256 in all; then
+        the engine's "no available pool" error)."""
+        a, b = self._block
         taken = {n.subnet for n in self.by_id.values() if n.subnet is not None}
-        while True:
+        while self._next_subnet < 256:
             i = self._next_subnet
             self._next_subnet += 1
-            if i < 14:
-                candidate = ipaddress.IPv4Network(f"172.{18 + i}.0.0/16")
-            elif i < 14 + 16:
-                candidate = ipaddress.IPv4Network(f"192.168.{(i - 14) * 16}.0/20")
-            else:
-                j = i - 30
-                candidate = ipaddress.IPv4Network(f"10.{1 + (j // 256) % 255}.{j % 256}.0/24")
+            candidate = ipaddress.IPv4Network(f"127.{a}.{(b + i) % 256}.0/24")
             if candidate not in taken:
                 return candidate
+        raise EngineError(
+            "could not find an available, non-overlapping IPv4 address pool among the defaults "
+            "to assign to the network",
+            500,
+        )
 
     def create(
         self,
@@ -170,7 +226,7 @@ class Networks:
             name=name,
             id=new_id() if driver != "overlay" else new_id()[:25],
             driver=driver,
-            subnet=self._overlay_subnet() if driver == "overlay" else self._subnet(),
+            subnet=self._subnet(),
             labels=dict(labels or {}),
             internal=internal,
             attachable=attachable,

@@ -20,6 +20,8 @@ import tempfile
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
+from .programs import START_SCRIPTS, is_singleuser_command
+
 _IP_PORT_FLAGS = re.compile(r"^--((ServerApp|NotebookApp|SingleUserNotebookApp)\.)?(ip|port)(=.*)?$")
 
 
@@ -35,7 +37,16 @@ def host_executable(name: str) -> str | None:
 
 
 def is_singleuser(argv: list[str]) -> bool:
-    return bool(argv) and posixpath.basename(argv[0]).endswith("jupyterhub-singleuser")
+    return is_singleuser_command(argv)
+
+
+def host_command(argv: list[str]) -> list[str]:
+    """The command to run on the host for a container's ``argv``: a
+    docker-stacks start script runs itself where the host has it, else the
+    ``jupyterhub-singleuser`` it would exec, with the same arguments."""
+    if argv and posixpath.basename(argv[0]) in START_SCRIPTS and host_executable(argv[0]) is None:
+        return ["jupyterhub-singleuser", *argv[1:]]
+    return list(argv)
 
 
 def rewrite_singleuser(

@@ -18,8 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from .fs import ContainerFS, norm
+from .fs import ContainerFS, Meta, norm
 from .http import Handler, Request, Response
+from .shell import ShellExit, Word, run_program, run_script, sh, tokenize
+
+__all__ = ["IGNORE", "Proc", "Program", "Programs", "ShellExit", "Word", "run_program", "run_script", "tokenize"]
 
 #: SIGTERM policy "ignore": what PID 1 without a handler does (busybox
 #: applets); a stop then waits for its timeout and kills.
@@ -102,7 +105,7 @@ class Programs:
             name = posixpath.basename(argv[0])
         if name in self.table:
             return self.table[name], argv
-        if name.endswith("jupyterhub-singleuser"):
+        if is_singleuser_command(argv):
             return self.table["jupyterhub-singleuser"], argv
         return None, argv
 
@@ -277,18 +280,35 @@ async def _ls(proc: Proc) -> int:
 
 
 async def _mkdir(proc: Proc) -> int:
+    uid, gid, _ = proc.ids()
+    status = 0
     for arg in proc.argv[1:]:
-        if not arg.startswith("-"):
-            proc.fs.mkdir(norm(arg, proc.cwd))
-    return 0
+        if arg.startswith("-"):
+            continue
+        path = norm(arg, proc.cwd)
+        reason = None if proc.fs.is_dir(path) and "-p" in proc.argv else proc.fs.denied(path, uid, gid)
+        if proc.fs.exists(path) and "-p" not in proc.argv:
+            reason = "File exists"
+        if reason:
+            proc.error(f"mkdir: can't create directory '{arg}': {reason}\n")
+            status = 1
+            continue
+        proc.fs.mkdir(path, Meta(uid, gid, 0o755))
+    return status
 
 
 async def _touch(proc: Proc) -> int:
+    uid, gid, _ = proc.ids()
+    status = 0
     for arg in proc.argv[1:]:
         path = norm(arg, proc.cwd)
-        if proc.fs.read(path) is None:
-            proc.fs.write(path, b"")
-    return 0
+        reason = proc.fs.denied(path, uid, gid)
+        if reason:
+            proc.error(f"touch: {arg}: {reason}\n")
+            status = 1
+        elif proc.fs.read(path) is None:
+            proc.fs.write(path, b"", Meta(uid, gid, 0o644))
+    return status
 
 
 async def _test(proc: Proc) -> int:
@@ -386,6 +406,22 @@ async def _httpd(proc: Proc) -> int:
 
 # -- jupyterhub-singleuser -------------------------------------------------------------------
 
+#: docker-stacks' start scripts: they end in ``exec jupyterhub-singleuser "$@"``
+#: when the hub started the container (JUPYTERHUB_API_TOKEN is set).
+START_SCRIPTS = frozenset(
+    {"start-notebook.sh", "start-singleuser.sh", "start-notebook.py", "start-singleuser.py"}
+)
+
+
+def is_singleuser_command(argv: list[str]) -> bool:
+    """Whether a container command starts a single-user server:
+    ``jupyterhub-singleuser`` (any path or prefix) or a docker-stacks start script."""
+    if not argv:
+        return False
+    name = posixpath.basename(argv[0])
+    return name.endswith("jupyterhub-singleuser") or name in START_SCRIPTS
+
+
 
 def _jupyterhub_version() -> str:
     try:
@@ -470,271 +506,6 @@ async def _singleuser(proc: Proc) -> int:
         raise
 
 
-# -- sh -----------------------------------------------------------------------------------
-
-
-class ShellExit(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-OPERATORS = (";", "&&", "||", "|", "&", "\n")
-
-
-@dataclass
-class Word:
-    """A shell word: (text, expand) segments; single quotes do not expand."""
-
-    parts: list[tuple[str, bool]] = field(default_factory=list)
-    fd: int | None = None  # a ``2>`` style redirect prefix
-
-    def add(self, text: str, expand: bool) -> None:
-        self.parts.append((text, expand))
-
-    def expand(self, env: dict[str, str], status: int) -> str:
-        out = []
-        for text, expand in self.parts:
-            if not expand:
-                out.append(text)
-                continue
-
-            def var(m: re.Match) -> str:
-                name = m.group(1) or m.group(2) or m.group(3)
-                if name == "?":
-                    return str(status)
-                if name == "$":
-                    return "1"
-                return env.get(name, "")
-
-            out.append(
-                re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$([?$])", var, text)
-            )
-        return "".join(out)
-
-
-def tokenize(script: str) -> list[Word | str]:
-    """Words and operators (``;`` ``&&`` ``||`` ``|`` ``&`` newline and the
-    redirects ``>`` ``>>`` ``>&`` ``<``)."""
-    tokens: list[Word | str] = []
-    word: Word | None = None
-    i, n = 0, len(script)
-
-    def flush() -> None:
-        nonlocal word
-        if word is not None:
-            tokens.append(word)
-            word = None
-
-    while i < n:
-        c = script[i]
-        if c in " \t":
-            flush()
-            i += 1
-        elif c == "\\" and i + 1 < n:
-            if script[i + 1] != "\n":
-                word = word or Word()
-                word.add(script[i + 1], False)
-            i += 2
-        elif c == "'":
-            end = script.find("'", i + 1)
-            end = n if end < 0 else end
-            word = word or Word()
-            word.add(script[i + 1 : end], False)
-            i = end + 1
-        elif c == '"':
-            j = i + 1
-            buf = []
-            while j < n and script[j] != '"':
-                if script[j] == "\\" and j + 1 < n and script[j + 1] in '"\\$`':
-                    buf.append(script[j + 1])
-                    j += 2
-                    continue
-                buf.append(script[j])
-                j += 1
-            word = word or Word()
-            word.add("".join(buf), True)
-            i = j + 1
-        elif c == "#" and word is None:
-            while i < n and script[i] != "\n":
-                i += 1
-        elif c in ";&|\n<>":
-            fd = None
-            if (
-                c == ">"
-                and word is not None
-                and len(word.parts) == 1
-                and word.parts[0][0] in ("1", "2")
-                and word.parts[0][1]
-            ):
-                fd = int(word.parts[0][0])
-                word = None
-            flush()
-            two = script[i : i + 2]
-            if two in ("&&", "||", ">>", ">&"):
-                op, i = two, i + 2
-            else:
-                op, i = c, i + 1
-            if fd is not None:
-                tokens.append(f"{fd}{op}")
-            else:
-                tokens.append(op)
-        else:
-            word = word or Word()
-            j = i
-            while j < n and script[j] not in " \t'\"\\;&|\n<>":
-                j += 1
-            word.add(script[i:j], True)
-            i = j
-    flush()
-    return tokens
-
-
-async def _sh(proc: Proc) -> int:
-    args = proc.argv[1:]
-    while args and args[0].startswith("-") and args[0] != "-c":
-        args = args[1:]
-    if not args or args[0] != "-c":
-        return 0  # no script and no stdin: the shell reads EOF and exits
-    if len(args) < 2:
-        proc.error("sh: -c requires an argument\n")
-        return 2
-    try:
-        return await run_script(proc, args[1])
-    except ShellExit as e:
-        return e.code
-
-
-async def run_script(proc: Proc, script: str) -> int:
-    tokens = tokenize(script)
-    commands: list[tuple[str, list[Word | str]]] = []
-    current: list[Word | str] = []
-    joiner = ";"
-    for tok in tokens:
-        if isinstance(tok, str) and tok in OPERATORS:
-            commands.append((joiner, current))
-            current, joiner = [], tok
-        else:
-            current.append(tok)
-    commands.append((joiner, current))
-    status = 0
-    for joiner, command in commands:
-        if not command:
-            continue
-        if joiner == "&&" and status != 0:
-            continue
-        if joiner == "||" and status == 0:
-            continue
-        status = await _run_simple(proc, command, status)
-    return status
-
-
-async def _run_simple(proc: Proc, tokens: list[Word | str], status: int) -> int:
-    argv: list[str] = []
-    redirects: list[tuple[str, str]] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if isinstance(tok, str):
-            target = tokens[i + 1] if i + 1 < len(tokens) else None
-            if not isinstance(target, Word):
-                proc.error(f"sh: syntax error: unexpected {tok!r}\n")
-                return 2
-            redirects.append((tok, target.expand(proc.env, status)))
-            i += 2
-            continue
-        argv.append(tok.expand(proc.env, status))
-        i += 1
-    assigns = {}
-    while argv and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", argv[0]):
-        k, v = argv.pop(0).split("=", 1)
-        assigns[k] = v
-    if not argv:
-        proc.env.update(assigns)
-        return 0
-
-    files: dict[str, bytearray] = {}
-    appends: set[str] = set()
-    out, err = proc.out, proc.err
-
-    def to_file(path: str, append: bool) -> Callable[[bytes], None]:
-        full = norm(path, proc.cwd)
-        if full == "/dev/null":
-            return lambda data: None
-        buf = files.setdefault(full, bytearray())
-        if append:
-            appends.add(full)
-        return buf.extend
-
-    for op, target in redirects:
-        if op in (">&", "1>&") and target == "2":
-            out = proc.err
-        elif op == "2>&" and target == "1":
-            err = out
-        elif op in (">", "1>", ">>", "1>>"):
-            out = to_file(target, op.endswith(">>"))
-        elif op in ("2>", "2>>"):
-            err = to_file(target, op.endswith(">>"))
-        elif op == "<":
-            continue
-    sub = replace(proc, argv=argv, env={**proc.env, **assigns}, out=out, err=err)
-    try:
-        code = await _builtin_or_program(sub, proc)
-    finally:
-        for path, data in files.items():
-            old = (proc.fs.read(path) or b"") if path in appends else b""
-            proc.fs.write(path, old + bytes(data))
-    return code
-
-
-async def _builtin_or_program(sub: Proc, shell: Proc) -> int:
-    name = sub.argv[0]
-    if name == "exit":
-        raise ShellExit(
-            int(sub.argv[1]) & 0xFF if len(sub.argv) > 1 and sub.argv[1].lstrip("-").isdigit() else 0
-        )
-    if name in (":", "wait", "set", "trap", "umask", "ulimit"):
-        return 0
-    if name == "cd":
-        target = norm(sub.argv[1] if len(sub.argv) > 1 else sub.env.get("HOME", "/"), shell.cwd)
-        if not shell.fs.is_dir(target):
-            sub.error(
-                f"sh: cd: can't cd to {sub.argv[1] if len(sub.argv) > 1 else target}: No such file or directory\n"
-            )
-            return 2
-        shell.cwd = target
-        return 0
-    if name == "export":
-        for a in sub.argv[1:]:
-            if "=" in a:
-                k, v = a.split("=", 1)
-                shell.env[k] = v
-        return 0
-    if name == "exec":
-        if len(sub.argv) == 1:
-            return 0
-        exec_proc = replace(sub, argv=sub.argv[1:])
-        program, _ = (shell.programs or Programs()).resolve(exec_proc.argv)
-        if program is not None:
-            shell.on_sigterm[0] = program.on_sigterm
-        raise ShellExit(await run_program(exec_proc))
-    program, argv = (shell.programs or Programs()).resolve(sub.argv)
-    if program is None:
-        sub.error(f"sh: {name}: not found\n")
-        return 127
-    return await program.run(replace(sub, argv=argv))
-
-
-async def run_program(proc: Proc) -> int:
-    """Run ``proc.argv`` with the simulator; unknown programs in a shell are
-    "not found" (127)."""
-    program, argv = (proc.programs or Programs()).resolve(proc.argv)
-    if program is None:
-        proc.error(f"sh: {proc.argv[0]}: not found\n")
-        return 127
-    return await program.run(replace(proc, argv=argv))
-
-
 BUILTINS: dict[str, Program] = {
     "true": Program(_true),
     "false": Program(_false),
@@ -753,9 +524,9 @@ BUILTINS: dict[str, Program] = {
     "touch": Program(_touch),
     "test": Program(_test),
     "[": Program(_test),
-    "sh": Program(_sh),
-    "ash": Program(_sh),
-    "bash": Program(_sh),
+    "sh": Program(sh),
+    "ash": Program(sh),
+    "bash": Program(sh),
     "httpd": Program(_httpd),
     "jupyterhub-singleuser": Program(_singleuser, on_sigterm=0),
 }

@@ -1,9 +1,19 @@
 """pytest fixtures for code that talks to a Docker engine through the
-protocol: ``fake_docker`` (a fresh, empty ``FakeDocker``, closed after the
-test) and ``fake_docker_factory`` (make several, with options).
+protocol, registered through the ``pytest11`` entry point ``fakedocker``:
 
-Registered through the ``pytest11`` entry point ``fakedocker``, so installing
-the package makes the fixtures available everywhere.
+- ``fake_docker``: a fresh, empty ``FakeDocker``, closed after the test;
+- ``fake_docker_factory(**options)``: make more ``FakeDocker`` s, with options;
+- ``docker_engine``: the engine under test: ``fake_docker``, or a real engine
+  with ``--fakedocker-engine=docker``;
+- ``make_spawner(name, server_name="", *, admin=False, groups=(),
+  user_options=None, config=None, spawner_class=DockerSpawner, **traits)``:
+  a ``DockerSpawner`` on ``docker_engine`` (see ``fakedocker.kit.spawners``);
+- ``make_hub(engine=None, *, config=None, **spawner_traits)``: a started
+  JupyterHub on ``docker_engine`` and its REST client (``fakedocker.kit.hub``).
+
+The async fixtures are pytest-asyncio's, so they work in its strict, auto and
+unconfigured modes; in strict mode mark the tests that use them with
+``@pytest.mark.asyncio``.
 """
 
 from __future__ import annotations
@@ -13,16 +23,40 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .kit.compat import async_fixture, keep_loop_scope_notice_from_failing
+
 if TYPE_CHECKING:
     from .engine import FakeDocker
+    from .kit.hub import HubFactory
+    from .kit.spawners import SpawnerFactory
 
-# The engine is imported inside the fixture: pytest loads this plugin in every
-# run in the environment, and the engine imports dockerspawner (and with it
-# jupyterhub); a run that never asks for a fake should neither pay for that
-# nor break when that import does.
+# The engine and the spawner are imported inside the fixtures: pytest loads
+# this plugin in every run in the environment, and they import dockerspawner
+# (and with it jupyterhub); a run that never asks for a fake should neither
+# pay for that nor break when that import does.
+
+ENGINE_OPTION = "--fakedocker-engine"
+ENGINE_KINDS = ("fake", "docker")
 
 
-@pytest.fixture
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fakedocker")
+    group.addoption(
+        ENGINE_OPTION,
+        dest="fakedocker_engine",
+        choices=ENGINE_KINDS,
+        default="fake",
+        help="engine behind the docker_engine, make_spawner and make_hub fixtures: "
+        "fake (fakedocker, default) or docker (the engine at DOCKER_HOST)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    keep_loop_scope_notice_from_failing()
+
+
+@async_fixture
 async def fake_docker_factory() -> AsyncIterator[Callable[..., FakeDocker]]:
     """``fake_docker_factory(**options)`` -> a new ``FakeDocker``; all of them
     are closed after the test."""
@@ -36,55 +70,69 @@ async def fake_docker_factory() -> AsyncIterator[Callable[..., FakeDocker]]:
         return fake
 
     yield make
+    from dockerspawner.index import close_indexes
+
     for fake in reversed(made):
+        await close_indexes(fake)  # the spawners' shared followers of this engine
         await fake.close()
 
 
-@pytest.fixture
+@async_fixture
 async def fake_docker(fake_docker_factory: Callable[..., FakeDocker]) -> FakeDocker:
     """A fresh ``FakeDocker`` with no images: a test adds what it needs
     (``fake_docker.add_image(ref, config=...)``)."""
     return fake_docker_factory()
 
 
-# --- spawner fixtures -------------------------------------------------------------
-# Reserved for the lead: fixtures that build DockerSpawner objects on top of
-# ``fake_docker`` go here (the plugin may import the spawner modules; the fake's
-# core must not).
+@pytest.fixture
+def docker_engine(request: pytest.FixtureRequest) -> Any:
+    """The engine under test: ``fake_docker`` by default; with
+    ``--fakedocker-engine=docker`` the real engine at ``DOCKER_HOST``, and
+    everything the test's spawners and hubs created there is removed after it.
+    A test that also asks for ``fake_docker`` (to inject faults or add
+    images) stays on the fake."""
+    kind = request.config.getoption("fakedocker_engine", "fake")
+    if kind == "fake" or "fake_docker" in request.fixturenames:
+        return request.getfixturevalue("fake_docker")
+    return request.getfixturevalue("fakedocker_real_engine")
+
+
+@async_fixture
+async def fakedocker_real_engine(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """The real engine of ``--fakedocker-engine`` (use ``docker_engine``)."""
+    from .kit.engines import real_engine
+
+    async with real_engine(request.config.getoption("fakedocker_engine")) as engine:
+        yield engine
 
 
 @pytest.fixture
-def make_spawner(fake_docker: FakeDocker) -> Callable[..., Any]:
-    """``make_spawner(username="alice", servername="", **traits)`` -> a
-    ``DockerSpawner`` bound to ``fake_docker``, with a real JupyterHub ``User``
-    (in-memory database) but no hub process: enough to call ``start``,
-    ``poll``, ``stop`` and inspect what reached the engine."""
-    from jupyterhub import orm
-    from jupyterhub.objects import Hub
-    from jupyterhub.user import User
+def make_spawner(docker_engine: Any) -> Any:
+    """``make_spawner(name, server_name="", *, admin=False, groups=(),
+    user_options=None, config=None, spawner_class=DockerSpawner, **traits)``
+    -> a ``DockerSpawner`` on ``docker_engine`` with a real JupyterHub
+    ``User`` but no hub process. An unknown keyword raises ``TypeError``.
+    ``spawner.start()`` runs no hooks, as in JupyterHub; ``await
+    fakedocker.kit.start_spawner(spawner)`` runs ``pre_spawn_hook`` and the
+    rest as the hub does."""
+    from .kit.spawners import SpawnerFactory
 
-    from dockerspawner import DockerSpawner
+    factory: SpawnerFactory = SpawnerFactory(docker_engine)
+    yield factory
+    factory.close()
 
-    db = orm.new_session_factory("sqlite:///:memory:")()
-    users: dict[str, User] = {}
 
-    def make(
-        username: str = "alice", servername: str = "", *, spawner_class: type = DockerSpawner, **traits: Any
-    ):
-        if username not in users:
-            orm_user = orm.User(name=username)
-            db.add(orm_user)
-            db.commit()
-            users[username] = User(orm_user, {"hub": Hub(), "db": db})
-        user = users[username]
-        if servername not in user.orm_spawners:
-            orm_spawner = orm.Spawner(user=user.orm_user, name=servername)
-            db.add(orm_spawner)
-            db.commit()
-        traits.setdefault("engine", fake_docker)
-        traits.setdefault("start_timeout", 20)
-        traits.setdefault("http_timeout", 10)
-        return user._new_spawner(servername, spawner_class=spawner_class, **traits)
+@async_fixture
+async def make_hub(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HubFactory]:
+    """``await make_hub(engine=None, *, config=None, **spawner_traits)`` -> a
+    ``HubClient`` of a started JupyterHub (its own app and proxy) spawning
+    ``DockerSpawner`` s on ``docker_engine``. After the test every hub is
+    stopped with its servers and proxy; its files were in a temporary
+    directory."""
+    from .kit.hub import HubFactory
 
-    yield make
-    db.close()
+    factory = HubFactory(docker_engine, tmp_path_factory.mktemp("fakedocker-hub"))
+    try:
+        yield factory
+    finally:
+        await factory.close()

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from dockerspawner.engine import EngineError, NotFound
+from dockerspawner.index import close_indexes
 
 TEST_IMAGE = "local/busybox:test"
 CONTRACT_LABEL = "org.jupyterhub.test"
@@ -184,6 +185,7 @@ async def engine(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
             if kind != "fake":
                 await cleanup_labelled(eng)
         finally:
+            await close_indexes(eng)
             await eng.close()
 
 
@@ -200,6 +202,7 @@ async def real_engine(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         try:
             await cleanup_labelled(eng)
         finally:
+            await close_indexes(eng)
             await eng.close()
 
 
@@ -242,6 +245,9 @@ def label_filters() -> list[str]:
 
 
 _name_counter = itertools.count(1)
+#: First part of every name ``unique_name`` makes; sessions that share one
+#: engine set their own (``DOCKERSPAWNER_TEST_NAME_PREFIX=fid``).
+NAME_PREFIX = os.environ.get("DOCKERSPAWNER_TEST_NAME_PREFIX") or "ct"
 
 
 @pytest.fixture
@@ -249,6 +255,6 @@ def unique_name() -> Callable[[str], str]:
     """``unique_name("web")`` -> ``ct-<run>-<n>-web``: never reused in a run."""
 
     def make(suffix: str = "x") -> str:
-        return f"ct-{RUN_ID}-{next(_name_counter)}-{suffix}"
+        return f"{NAME_PREFIX}-{RUN_ID}-{next(_name_counter)}-{suffix}"
 
     return make

@@ -287,6 +287,23 @@ class DockerPyEngine:
         except Exception as e:
             raise map_error(e, self._base_url) from e
 
+    async def call_api(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``APIClient.<method>`` in the pool, raising docker-py's own errors.
+
+        For code written against dockerspawner 14's ``docker()``, which catches
+        ``docker.errors.APIError``; spawner code uses the protocol methods.
+        """
+        api = await self._client()
+        fn = getattr(api, method)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    @property
+    def api_client(self) -> docker.APIClient:
+        """The ``docker.APIClient`` (made now, blocking, if no call made it yet)."""
+        if self._api is None:
+            self._api = self._make_client()
+        return self._api
+
     # -- engine -------------------------------------------------------------------
     async def version(self) -> dict:
         return await self._call("version")
@@ -300,6 +317,9 @@ class DockerPyEngine:
     # -- images ---------------------------------------------------------------------
     async def inspect_image(self, ref: str) -> dict:
         return await self._call("inspect_image", ref)
+
+    async def list_images(self, *, name: str | None = None, filters: dict[str, Any] | None = None) -> list[dict]:
+        return await self._call("images", name=name, filters=filters)
 
     async def tag_image(self, ref: str, repository: str, tag: str | None = None) -> None:
         await self._call("tag", ref, repository, tag)

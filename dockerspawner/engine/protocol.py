@@ -17,6 +17,7 @@ Conventions, so that a caller never needs to know which backend it has:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol, TypedDict, runtime_checkable
 
@@ -88,13 +89,15 @@ class InvalidSpec(EngineError):
 # their messages (lowercased) say which it is, and a spawner must be able to
 # tell "name taken" or "not running" from a broken engine.
 _NOT_FOUND_500 = ("rpc error: code = notfound", "network not found", "no such container")
+# swarm: 'network sw-x not found' (the name sits between the words)
+_NOT_FOUND_500_RE = re.compile(r"\bnetwork \S+ not found\b")
 _CONFLICT_500 = ("container state improper", "is already in use by", "already exists", "already used")
 
 
 def classify_500(message: str) -> EngineError:
     """The protocol error an engine's 500 answer stands for, judged by its message."""
     lowered = message.lower()
-    if any(f in lowered for f in _NOT_FOUND_500):
+    if any(f in lowered for f in _NOT_FOUND_500) or _NOT_FOUND_500_RE.search(lowered):
         return NotFound(message, 500)
     if any(f in lowered for f in _CONFLICT_500):
         return Conflict(message, 500)
@@ -180,6 +183,10 @@ class DockerEngine(Protocol):
         still sees the whole event sequence ending in ``complete``. Raises
         ``NotFound`` for an unknown repository or tag.
         """
+
+    async def list_images(self, *, name: str | None = None, filters: dict[str, Any] | None = None) -> list[dict]:
+        """The engine's image list (``Id``, ``RepoTags``, ``Labels``, ``Size``...);
+        ``name`` keeps images of that repository (``repo`` or ``repo:tag``)."""
 
     async def tag_image(self, ref: str, repository: str, tag: str | None = None) -> None: ...
 

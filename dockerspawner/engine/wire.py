@@ -30,7 +30,11 @@ def create_body(spec: ContainerSpec, api_version: str = API_VERSION) -> tuple[st
         raise InvalidSpec("create_container needs an image")
     command = kwargs.pop("command", None)
     try:
-        hc = HostConfig(version=api_version, **host_config)
+        if host_config and all(k[:1].isupper() for k in host_config):
+            # already the engine's form (docker-py's create_host_config() result)
+            hc = dict(host_config)
+        else:
+            hc = HostConfig(version=api_version, **host_config)
     except TypeError as e:
         raise InvalidSpec(f"invalid host_config: {e}") from None
     except docker_errors.DockerException as e:

@@ -185,3 +185,13 @@ async def swarm(engine: Any) -> Any:
     if state != "active":
         pytest.skip(f"swarm is not active on this engine (LocalNodeState={state!r})")
     return engine
+
+
+@pytest.fixture
+def docker_only(engine: Any) -> None:
+    """For cases that pin what dockerd itself answers (its validation
+    messages, runc's and tini's errors, its restart manager and health
+    monitor), which Podman's libpod, crun and catatonit answer otherwise:
+    ``pytestmark = pytest.mark.usefixtures("docker_only")``."""
+    if engine.engine_kind == "podman":
+        pytest.skip("a Docker daemon behaviour that Podman implements differently")

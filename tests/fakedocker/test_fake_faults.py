@@ -220,7 +220,7 @@ async def test_swarm_task_walks_the_states(fake_docker_factory):
             seen.append(task["Status"]["State"])
         await asyncio.sleep(0.005)
     assert seen[-1] == "running"
-    order = ["new", "pending", "assigned", "accepted", "preparing", "starting", "running"]
+    order = ["new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running"]
     assert [order.index(s) for s in seen] == sorted(order.index(s) for s in seen)
     assert len(seen) >= 4
 

@@ -84,3 +84,13 @@ def test_every_exported_name_resolves():
     assert all(getattr(fakedocker, name) is not None for name in fakedocker.__all__)
     with pytest.raises(AttributeError):
         fakedocker.NoSuchThing  # noqa: B018
+
+
+def test_docker_engine_is_fake_docker_by_default(docker_engine, fake_docker, pytestconfig):
+    assert docker_engine is fake_docker
+    assert pytestconfig.getoption("fakedocker_engine") == "fake"
+
+
+def test_plugin_has_no_comment_addressed_to_a_person():
+    text = (PACKAGE / "pytest_plugin.py").read_text()
+    assert "Reserved for" not in text and "lead" not in text.lower()

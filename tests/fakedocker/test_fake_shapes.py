@@ -4,6 +4,7 @@ recorded on the real engine with busybox containers."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 
 import pytest
@@ -112,10 +113,14 @@ async def test_inspect_through_the_lifecycle(fake, run):
     (binding,) = ns["Ports"]["8888/tcp"]
     assert binding["HostIp"] == "127.0.0.1" and binding["HostPort"].isdigit()
     bridge = ns["Networks"]["bridge"]
-    assert bridge["IPAddress"].startswith("172.17.") and bridge["Gateway"] == "172.17.0.1"
-    assert ns["IPAddress"] == bridge["IPAddress"] and bridge["IPPrefixLen"] == 16
-    assert bridge["MacAddress"] == "02:42:ac:11:" + ":".join(
-        f"{int(x):02x}" for x in bridge["IPAddress"].split(".")[2:]
+    # addresses are loopback ones (fakedocker/networks.py), so the host reaches them
+    subnet = ipaddress.ip_network((await fake.inspect_network("bridge"))["IPAM"]["Config"][0]["Subnet"])
+    assert subnet.subnet_of(ipaddress.ip_network("127.0.0.0/8"))
+    assert ipaddress.ip_address(bridge["IPAddress"]) == subnet.network_address + 2
+    assert bridge["Gateway"] == str(subnet.network_address + 1)
+    assert ns["IPAddress"] == bridge["IPAddress"] and bridge["IPPrefixLen"] == subnet.prefixlen
+    assert bridge["MacAddress"] == "02:42:" + ":".join(
+        f"{int(x):02x}" for x in bridge["IPAddress"].split(".")
     )
 
     await fake.stop_container(cid, timeout=0)
@@ -337,9 +342,11 @@ async def test_networks_allocate_distinct_addresses(fake, run):
     ]
     info = await fake.inspect_network(nid)
     subnet = info["IPAM"]["Config"][0]["Subnet"]
-    assert subnet == "172.18.0.0/16" and info["IPAM"]["Config"][0]["Gateway"] == "172.18.0.1"
+    net = ipaddress.ip_network(subnet)
+    assert net.subnet_of(ipaddress.ip_network("127.0.0.0/8"))
+    assert info["IPAM"]["Config"][0]["Gateway"] == str(net.network_address + 1)
     addrs = [info["Containers"][cid]["IPv4Address"] for cid in ids]
-    assert addrs == ["172.18.0.2/16", "172.18.0.3/16", "172.18.0.4/16"]
+    assert addrs == [f"{net.network_address + i}/{net.prefixlen}" for i in (2, 3, 4)]
     ep = (await fake.inspect_container(ids[0]))["NetworkSettings"]["Networks"]["fk-net"]
     assert ep["Aliases"] == ["alias", ids[0][:12]] and ep["NetworkID"] == nid
     with pytest.raises(EngineError) as err:

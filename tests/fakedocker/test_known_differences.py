@@ -5,19 +5,30 @@ of behaviour is a decision, not an accident."""
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
+import tarfile
 import time
 
 from fk_helpers import http_get, published
 
 
-async def test_1_unknown_command_runs_and_exits_143_on_sigterm(fake, run):
-    cid = await run(["start-notebook.sh", "--flag"])
+async def test_1_image_command_the_simulator_does_not_know_runs_and_exits_143_on_sigterm(fake, run):
+    fake.add_image("example.org/notebook:1", config={"Cmd": ["my-entrypoint.sh"]})
+    cid = await run(None, image="example.org/notebook:1")
     assert (await fake.inspect_container(cid))["State"]["Running"] is True
     t0 = time.monotonic()
     await fake.stop_container(cid, timeout=5)
     assert time.monotonic() - t0 < 0.5
     assert (await fake.inspect_container(cid))["State"]["ExitCode"] == 143
+
+
+async def test_1_unknown_commands_run_restores_running_any_command(fake_docker_factory):
+    fake = fake_docker_factory(unknown_commands="run")
+    fake.add_image("example.org/plain:1")
+    cid = await fake.create_container({"image": "example.org/plain:1", "command": ["start-notebook.sh"]})
+    await fake.start_container(cid)
+    assert (await fake.inspect_container(cid))["State"]["Running"] is True
 
 
 async def test_2_ports_listen_on_loopback_only_whatever_host_ip_says(fake, run):
@@ -83,7 +94,8 @@ async def test_5_swarm_ingress_ports_are_published_like_host_mode(fake):
             break
         await asyncio.sleep(0.01)
     assert task is not None and task["Status"]["State"] == "running"
-    (port,) = task["Status"]["PortStatus"]["Ports"]
+    port, port6 = task["Status"]["PortStatus"]["Ports"]  # IPv4 and IPv6 bindings, as on the engine
+    assert port == port6
     assert port["PublishMode"] == "host" and port["TargetPort"] == 8888
     assert (await http_get(f"http://127.0.0.1:{port['PublishedPort']}/"))[0] == 200
     assert (await fake.inspect_service(sid))["Endpoint"]["Ports"][0]["PublishMode"] == "ingress"
@@ -108,3 +120,23 @@ async def test_7_host_network_containers_publish_nothing(fake, run):
     assert list(info["NetworkSettings"]["Networks"]) == ["host"]
     answer = await http_get("http://127.0.0.1:8888/")
     assert isinstance(answer, OSError) or answer[2] != b"rig busybox ok\n"
+
+
+async def test_8_only_writes_are_permission_checked(fake, run):
+    cid = await run(host_config={"init": True})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("secret")
+        info.size, info.mode = 7, 0o600  # root's, unreadable for others on the engine
+        tar.addfile(info, io.BytesIO(b"s3cret\n"))
+    await fake.put_archive(cid, "/root", buf.getvalue())
+    r = await fake.exec_run(cid, ["cat", "/root/secret"], user="1000")
+    assert (r.exit_code, r.stdout) == (0, b"s3cret\n")
+    w = await fake.exec_run(cid, ["sh", "-c", "echo x > /root/secret"], user="1000")
+    assert w.exit_code == 1 and b"Permission denied" in w.stderr
+
+
+async def test_9_shell_runs_no_command_substitution_and_no_stdin(fake, run):
+    cid = await run(["sh", "-c", "echo $(echo hi); echo piped | true"])
+    assert await fake.wait_container(cid, timeout=5) == 0
+    assert await fake.container_logs(cid) == "$(echo hi)\npiped\n"  # the engine prints "hi\n"

@@ -190,7 +190,7 @@ def case_oom(fake):
 
 
 def case_post_start(fake):
-    return {"post_start_cmd": ["sh", "-c", "echo 'chown: denied' >&2; exit 4"]}
+    return {"post_start_cmd": ["sh", "-c", "echo 'chown: denied' >&2; exit 4"], "post_start_cmd_must_succeed": True}
 
 
 def case_timeout(fake):
@@ -522,7 +522,9 @@ async def test_server_token_not_in_hub_logs(hub_factory, fake, hub_logs):
     """Through a spawn, a stop, a reusing spawn and a failing post_start_cmd."""
     # the command dumps the env (a debugging admin) and fails once /tmp/fail exists
     cmd = ["sh", "-c", "env; env >&2; test -e /tmp/fail && exit 5; true"]
-    app = await make_hub(hub_factory, fake, hub_logs, remove=False, post_start_cmd=cmd)
+    app = await make_hub(
+        hub_factory, fake, hub_logs, remove=False, post_start_cmd=cmd, post_start_cmd_must_succeed=True
+    )
     add_user(app.db, app, name="alice")
     await start_server(app, "alice")
     await wait_for_server(app, "alice")

@@ -3,6 +3,7 @@
 import pytest
 
 from dockerspawner.engine.connect import forget_engines
+from dockerspawner.index import close_indexes
 
 #: Images the ``fake`` fixture puts in the engine, like single-user images.
 IMAGES = ("quay.io/jupyterhub/singleuser:test", "quay.io/jupyterhub/singleuser:other")
@@ -21,4 +22,5 @@ async def shared_engines():
     """Close the engines that ``engine="fake"``/``"docker"`` spawners made in this loop."""
     yield
     for engine in forget_engines():
+        await close_indexes(engine)
         await engine.close()

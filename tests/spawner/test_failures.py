@@ -130,7 +130,8 @@ def case_oom_killed(fake, make_spawner):
 
 def case_post_start_failed(fake, make_spawner):
     return make_spawner(
-        "alice", image=IMAGE, post_start_cmd=["sh", "-c", "echo fine; echo 'chown: /home/jovyan: denied' >&2; exit 4"]
+        "alice", image=IMAGE, post_start_cmd=["sh", "-c", "echo fine; echo 'chown: /home/jovyan: denied' >&2; exit 4"],
+        post_start_cmd_must_succeed=True,
     )
 
 
@@ -262,7 +263,8 @@ async def test_an_unexpected_engine_error_is_short_for_the_user(fake, make_spawn
 
 @pytest.fixture
 async def running(fake, make_spawner):
-    sp = make_spawner("alice", image=IMAGE)
+    # these tests are about poll's inspect path (the event-driven index has its own tests)
+    sp = make_spawner("alice", image=IMAGE, poll_from_events=False)
     await sp.start()
     yield sp
     fake.up()
@@ -339,7 +341,7 @@ async def test_poll_by_saved_name_when_id_was_lost(fake, running, make_spawner):
 async def test_poll_not_found_error_from_a_5xx_engine_is_stopped(fake, running):
     """Swarm-mode Docker and Podman answer 500 'no such container': the backend
     maps it to NotFound, which means gone."""
-    fake.faults.fail("inspect_container", NotFound("No such container: x", 500))
+    fake.faults.fail("inspect_container", NotFound("No such container: x", 500), times=None)
     assert await running.poll() is not None
 
 

@@ -127,7 +127,7 @@ def fail_inspect_after_start(fake):
 
 
 def fail_post_start(fake):
-    return {"post_start_cmd": ["sh", "-c", "echo no >&2; exit 1"]}
+    return {"post_start_cmd": ["sh", "-c", "echo no >&2; exit 1"], "post_start_cmd_must_succeed": True}
 
 
 def fail_post_start_engine(fake):

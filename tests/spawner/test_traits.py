@@ -20,6 +20,7 @@ from tornado import web
 from traitlets.config import Config
 
 from dockerspawner import DockerSpawner
+from fakedocker.validation import NVIDIA
 
 HUB_MAJOR_MINOR = ".".join(jupyterhub.__version__.split(".")[:2])
 DEFAULT_IMAGE = f"quay.io/jupyterhub/singleuser:{HUB_MAJOR_MINOR}"
@@ -219,7 +220,8 @@ async def test_allowed_images_choice(make_spawner, fake, allowed, requested, exp
     assert info["Config"]["Image"] == expected
     assert env_of(info)["JUPYTER_IMAGE_SPEC"] == expected
     assert env_of(info)["JUPYTER_IMAGE"] == expected
-    assert sp.template_namespace()["imagename"] == expected.replace("/", "-")
+    # 14: both "/" and ":" become "-", so {imagename} makes a valid container name
+    assert sp.template_namespace()["imagename"] == expected.replace("/", "-").replace(":", "-")
     await sp.stop()
 
 
@@ -284,7 +286,7 @@ def parse_form(html_text: str) -> _FormParser:
     "allowed, image, user_image, values, selected",
     [
         ([IMAGE_A, IMAGE_B], IMAGE_A, None, [IMAGE_A, IMAGE_B], IMAGE_A),
-        ([IMAGE_A, IMAGE_B], IMAGE_A, IMAGE_B, [IMAGE_A, IMAGE_B], IMAGE_B),
+        ([IMAGE_A, IMAGE_B], IMAGE_B, IMAGE_A, [IMAGE_A, IMAGE_B], IMAGE_B),
         ({"Python & co": IMAGE_A, "R": IMAGE_B}, IMAGE_B, None, ["Python & co", "R"], "R"),
         (lambda sp: [IMAGE_A, IMAGE_B], IMAGE_B, None, [IMAGE_A, IMAGE_B], IMAGE_B),
         (_async_allowed, IMAGE_A, None, ["Python", "R"], "Python"),
@@ -430,9 +432,9 @@ async def test_container_names(make_spawner, fake, username, servername, traits,
 
 
 def test_escape_rejects_unknown_scheme(make_spawner):
-    sp = make_spawner("alice", escape="rot13")
-    with pytest.raises(ValueError, match="rot13"):
-        sp.template_namespace()
+    # at config time, naming the value and the choices, not at the first spawn
+    with pytest.raises(Exception, match="rot13.*'escape', 'legacy', 'safe'"):
+        make_spawner("alice", escape="rot13")
 
 
 async def test_named_servers_differing_in_case_do_not_share(make_spawner, fake):
@@ -590,7 +592,7 @@ async def test_network_name_joins_network_and_uses_internal_ip(make_spawner, fak
     assert list(info["NetworkSettings"]["Networks"]) == ["jhub-net"]
     assert ip == info["NetworkSettings"]["Networks"]["jhub-net"]["IPAddress"]
     assert ip and port == 8888
-    assert info["HostConfig"]["PortBindings"] == {}
+    assert info["HostConfig"]["PortBindings"] is None  # the engine's null: nothing published
     assert fake.calls.count("port") == 0
     net = await fake.inspect_network("jhub-net")
     assert sp.object_id in net["Containers"]
@@ -603,7 +605,7 @@ async def test_use_internal_ip_on_bridge(make_spawner, fake):
     info = await inspect(fake, sp)
     assert ip == info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
     assert port == 8888
-    assert info["HostConfig"]["PortBindings"] == {}
+    assert info["HostConfig"]["PortBindings"] is None
     await sp.stop()
 
 
@@ -805,6 +807,7 @@ async def _async_host_config(sp):
 )
 async def test_extra_host_config_adds_while_port_bindings_stay(make_spawner, fake, extra):
     sp = make_spawner("alice", extra_host_config=extra)
+    fake.device_drivers.update(NVIDIA)  # a GPU host: without a driver the engine refuses the start
     ip, port = await sp.start()
     hc = (await inspect(fake, sp))["HostConfig"]
     assert hc["DeviceRequests"][0]["Driver"] == "nvidia"
@@ -872,7 +875,7 @@ async def test_remove_true_removes_the_container(make_spawner, fake):
 
 
 async def test_post_start_cmd_runs_and_is_logged(make_spawner, fake, caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)
     fake.script_exec("jupyter-alice", "touch-marker", exit_code=0, stdout="marker-made\n")
     sp = make_spawner("alice", post_start_cmd="touch-marker")
     await sp.start()
@@ -886,9 +889,22 @@ async def test_post_start_cmd_runs_and_is_logged(make_spawner, fake, caplog):
     await sp.stop()
 
 
-async def test_post_start_cmd_failure_fails_the_start(make_spawner, fake, caplog):
+async def test_post_start_cmd_failure_is_logged_and_the_server_starts(make_spawner, fake, caplog):
+    # 14's behaviour: an upgrade must not break every spawn of a hub whose command returns 1
     caplog.set_level(logging.INFO)
     sp = make_spawner("alice", post_start_cmd=["sh", "-c", "echo broken-setup >&2; exit 7"])
+    await sp.start()
+    assert await sp.poll() is None
+    logged = " ".join(messages(caplog, "post_start"))
+    assert "broken-setup" in logged and "exited 7" in logged and "post_start_cmd_must_succeed" in logged
+    await sp.stop()
+
+
+async def test_post_start_cmd_failure_fails_the_start_when_asked(make_spawner, fake, caplog):
+    caplog.set_level(logging.INFO)
+    sp = make_spawner(
+        "alice", post_start_cmd=["sh", "-c", "echo broken-setup >&2; exit 7"], post_start_cmd_must_succeed=True
+    )
     with pytest.raises(Exception) as excinfo:
         await sp.start()
     assert "7" in getattr(excinfo.value, "jupyterhub_message", str(excinfo.value))
@@ -989,6 +1005,7 @@ async def test_default_engine_is_docker_py_and_does_no_io(make_spawner, shared_e
 @pytest.mark.parametrize("via", ["kwarg", "config"])
 def test_deprecated_alias(make_spawner, caplog, old, new, value, via):
     caplog.set_level(logging.WARNING)
+    DockerSpawner._warned.clear()
     if via == "config":
         cfg = Config()
         setattr(cfg.DockerSpawner, old, value)
@@ -997,7 +1014,39 @@ def test_deprecated_alias(make_spawner, caplog, old, new, value, via):
         sp = make_spawner("alice", **{old: value})
     assert getattr(sp, new) == value
     warned = [m for m in messages(caplog, old) if "deprecated" in m.lower()]
-    assert warned and new in warned[0]
+    # 14's words: "<cls>.<old> is deprecated in DockerSpawner <version>, use <cls>.<new> instead"
+    assert warned and f"DockerSpawner.{old} is deprecated in DockerSpawner" in warned[0]
+    assert f"use DockerSpawner.{new} instead" in warned[0]
+
+
+def test_deprecation_warned_once_per_class_not_per_user(make_spawner, caplog):
+    caplog.set_level(logging.WARNING)
+    DockerSpawner._warned.clear()
+    for name in ("alice", "bob", "carol"):
+        make_spawner(name, container_prefix="hub")
+    assert len([m for m in messages(caplog, "container_prefix") if "deprecated" in m]) == 1
+
+
+def test_same_value_under_both_names_is_not_warned(make_spawner, caplog):
+    caplog.set_level(logging.WARNING)
+    DockerSpawner._warned.clear()
+    make_spawner("alice", prefix="hub", container_prefix="hub")
+    assert not messages(caplog, "deprecated")
+
+
+@pytest.mark.parametrize("old", ["tls", "tls_verify", "tls_ca", "tls_cert", "tls_key", "tls_assert_hostname"])
+def test_old_tls_traits_are_accepted_and_say_use_tls_config(make_spawner, caplog, old):
+    caplog.set_level(logging.WARNING)
+    DockerSpawner._warned.clear()
+    make_spawner("alice", **{old: True})
+    assert any("tls_config" in m for m in messages(caplog, old))
+
+
+def test_hub_ip_connect_is_accepted_and_points_to_hub_connect_ip(make_spawner, caplog):
+    caplog.set_level(logging.WARNING)
+    DockerSpawner._warned.clear()
+    make_spawner("alice", hub_ip_connect="10.1.2.3")
+    assert any("JupyterHub.hub_connect_ip" in m for m in messages(caplog, "hub_ip_connect"))
 
 
 async def test_deprecated_alias_effect(make_spawner, fake, caplog):
@@ -1027,7 +1076,7 @@ def test_template_namespace(make_spawner):
     assert ns["raw_username"] == "a.b@example.com"
     assert ns["servername"] == "lab"
     assert ns["raw_servername"] == "Lab"
-    assert ns["imagename"] == "example.org-lab-python:1"
+    assert ns["imagename"] == "example.org-lab-python-1"
     assert ns["prefix"] == "pre"
     assert ns["base_url"] == "/user/a.b@example.com/Lab/"  # from the base Spawner
 
@@ -1035,7 +1084,7 @@ def test_template_namespace(make_spawner):
 def test_template_namespace_default_server(make_spawner):
     ns = make_spawner("alice").template_namespace()
     assert ns["servername"] == "" and ns["raw_servername"] == ""
-    assert ns["imagename"] == DEFAULT_IMAGE.replace("/", "-")
+    assert ns["imagename"] == DEFAULT_IMAGE.replace("/", "-").replace(":", "-")
 
 
 # -- saved state ------------------------------------------------------------------------------------------------
@@ -1073,19 +1122,21 @@ async def test_clear_state_keeps_name_clears_id(make_spawner, fake):
     await sp.stop()
     sp.clear_state()
     assert sp.object_id == ""
-    assert sp.get_state() == {"object_name": name}
+    assert sp.object_name == name
+    assert sp.get_state() == {}  # as 14: the established name needs no state
 
 
 async def test_saved_state_finds_the_container_again(make_spawner, fake):
     first = make_spawner("alice")
     await first.start()
+    cid = first.object_id
     await first.stop()
     state = first.get_state()
     # a hub restart: a new spawner object gets the saved state
     again = make_spawner("alice")
     again.load_state(state)
     await again.start()
-    assert again.object_id == state["object_id"]
+    assert again.object_id == cid
     assert fake.calls.count("create_container") == 1
     await again.stop()
 

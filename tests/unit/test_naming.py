@@ -304,7 +304,7 @@ def test_custom_escape_is_used_for_user_and_lowercased_server():
         "raw_username": "Al",
         "servername": "<srv>",
         "raw_servername": "Srv",
-        "imagename": "a-b-c:1",
+        "imagename": "a-b-c-1",
         "prefix": "p",
     }
     assert set(ns) == set(naming.NAMESPACE_KEYS)

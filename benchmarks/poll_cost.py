@@ -1,0 +1,130 @@
+"""What one poll interval costs as the number of running servers grows.
+
+U servers run on fakedocker (containers made directly, labelled for their
+owners, as a restarted hub finds them); U spawners load their saved state and
+all poll at once, as JupyterHub's poll loop does, several intervals in a row.
+Measured per interval, side by side: engine calls and the hub process's CPU
+seconds, for the shared event-driven index (``poll_from_events=True``, the
+default) and for one inspect per server (``poll_from_events=False``, 14's way).
+
+    .venv/bin/python benchmarks/poll_cost.py --users 100 1000 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+if __package__ in (None, ""):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._harness import Users, fmt, median, ratio, run_benchmark  # noqa: E402
+
+IMAGE = "bench/poll:1"
+
+
+async def _servers(fake: Any, users: int) -> list[dict]:
+    from dockerspawner import naming
+
+    fake.add_image(IMAGE, config={"Cmd": ["sleep", "3600"]})
+    states = []
+    for i in range(users):
+        name = f"jupyter-u{i}"
+        cid = await fake.create_container(
+            {"image": IMAGE, "name": name, "command": ["sleep", "3600"], "labels": naming.owner_labels(f"u{i}", "")}
+        )
+        await fake.start_container(cid)
+        states.append({"object_id": cid, "object_name": name})
+    return states
+
+
+async def _measure(fake: Any, states: list[dict], *, from_events: bool, intervals: int) -> dict[str, Any]:
+    from dockerspawner.index import close_indexes
+
+    users = Users()
+    spawners = []
+    for i, state in enumerate(states):
+        sp = users.spawner(f"u{i}", engine=fake, image=IMAGE, poll_from_events=from_events)
+        sp.load_state(state)
+        spawners.append(sp)
+    calls, cpu, wall = [], [], []
+    try:
+        for _ in range(intervals + 1):  # the first interval builds the index: not counted
+            before = len(fake.calls)
+            c0, w0 = time.process_time(), time.perf_counter()
+            results = await asyncio.gather(*(sp.poll() for sp in spawners))
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - w0)
+            calls.append(len(fake.calls) - before)
+            if any(r is not None for r in results):
+                raise RuntimeError("a running server was reported stopped")
+            await asyncio.sleep(0.05)
+    finally:
+        await close_indexes()
+        users.close()
+    return {
+        "engine_calls": median(calls[1:]),
+        "first_interval_calls": calls[0],
+        "cpu_s": median(cpu[1:]),
+        "wall_s": median(wall[1:]),
+    }
+
+
+async def run(args: Any, run_id: str) -> dict[str, Any]:
+    from fakedocker import FakeDocker
+
+    rows = []
+    for users in args.users:
+        fake = FakeDocker()
+        try:
+            states = await _servers(fake, users)
+            fake.calls.clear()
+            index = await _measure(fake, states, from_events=True, intervals=args.intervals)
+            inspect = await _measure(fake, states, from_events=False, intervals=args.intervals)
+        finally:
+            await fake.close()
+        rows.append(
+            {
+                "users": users,
+                "index": index,
+                "inspect_each": inspect,
+                "calls_ratio": ratio(inspect["engine_calls"], index["engine_calls"] or None),
+                "cpu_ratio": ratio(inspect["cpu_s"], index["cpu_s"]),
+            }
+        )
+    return {"benchmark": "poll_cost", "engine": "fakedocker", "intervals": args.intervals, "rows": rows}
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [
+        "poll cost per interval (fakedocker; median over intervals after the first)",
+        "| servers | index: engine calls | index: hub CPU ms | inspect each: engine calls | inspect each: hub CPU ms | CPU ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        i, e = row["index"], row["inspect_each"]
+        lines.append(
+            f"| {row['users']} | {fmt(i['engine_calls'], 0)} | {fmt(i['cpu_s'] * 1000, 1)} |"
+            f" {fmt(e['engine_calls'], 0)} | {fmt(e['cpu_s'] * 1000, 1)} | {fmt(row['cpu_ratio'])} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--intervals", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    return run_benchmark(argv, args, run, report, lambda run_id: None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Tests of the deployment's hooks, on fakedocker (or a real engine with
+--fakedocker-engine=docker). Marked for pytest-asyncio's strict mode."""
+
+import pytest
+from dockerspawner.engine import EngineError
+
+from fakedocker.kit import start_spawner, user_message
+from hubhooks import spawner_config
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_hook_sets_team_and_admin_memory(make_spawner, docker_engine, image):
+    spawner = make_spawner("alice", admin=True, groups=["physics", "staff"], **spawner_config(image))
+    await start_spawner(spawner)
+    info = await docker_engine.inspect_container(spawner.object_id)
+    assert "TEAM=physics" in info["Config"]["Env"]
+    assert info["HostConfig"]["Memory"] == 2 * 1024**3
+    await spawner.stop()
+
+
+async def test_callable_host_config_gives_big_group_more_cpu(make_spawner, docker_engine, image):
+    spawner = make_spawner("bob", groups=["big"], **spawner_config(image))
+    await start_spawner(spawner)
+    info = await docker_engine.inspect_container(spawner.object_id)
+    assert info["HostConfig"]["CpuShares"] == 2048
+    await spawner.stop()
+
+
+async def test_image_outside_the_allowed_list_is_refused(make_spawner, docker_engine, image):
+    spawner = make_spawner("carol", user_options={"image": "evil/miner:latest"}, **spawner_config(image))
+    with pytest.raises(Exception) as info:
+        await start_spawner(spawner)
+    assert "not allowed" in user_message(info.value)
+    assert await docker_engine.list_containers(all=True, filters={"name": ["jupyter-carol"]}) == []
+
+
+async def test_engine_error_reaches_the_user_as_a_message(make_spawner, fake_docker, image):
+    fake_docker.faults.fail("create_container", EngineError("disk full", 500), times=None)
+    spawner = make_spawner("dan", **spawner_config(image))
+    with pytest.raises(Exception) as info:
+        await start_spawner(spawner)
+    assert info.value.jupyterhub_message  # for the user
+    assert "disk full" in str(info.value)  # for the admin's log
+
+
+async def test_missing_image_is_pulled_from_the_registry(make_spawner, fake_docker):
+    fake_docker.registry.add("example.org/team/lab:2", config={"Cmd": ["start-notebook.py"]})
+    spawner = make_spawner("erin", **spawner_config("example.org/team/lab:2"))
+    await start_spawner(spawner)
+    assert fake_docker.calls.count("pull_image") == 1
+    await spawner.stop()
+
+
+async def test_unknown_image_tells_the_user_it_was_not_found(make_spawner, fake_docker):
+    spawner = make_spawner("fay", **spawner_config("example.org/team/gone:1"))
+    with pytest.raises(Exception) as info:
+        await start_spawner(spawner)
+    assert "example.org/team/gone:1 was not found" in user_message(info.value)

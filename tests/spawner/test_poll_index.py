@@ -1,0 +1,104 @@
+"""poll() from the shared, event-driven container index (one list + one stream per engine)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from dockerspawner import DockerSpawner
+from dockerspawner.index import close_indexes, index_for
+
+IMAGE = "quay.io/jupyterhub/singleuser:test"
+
+
+@pytest.fixture(autouse=True)
+async def _stop_indexes():
+    yield
+    await close_indexes()
+
+
+async def _started(make_spawner, n: int, **traits) -> list[DockerSpawner]:
+    spawners = [make_spawner(f"user{i}", image=IMAGE, **traits) for i in range(n)]
+    await asyncio.gather(*(sp.start() for sp in spawners))
+    return spawners
+
+
+async def test_polling_many_servers_costs_no_inspects(fake, make_spawner):
+    spawners = await _started(make_spawner, 20)
+    fake.calls.clear()
+    # servers that changed just before the index's list are invalidated by its event
+    # replay and inspected once; then every poll is answered from the index
+    for round_ in range(20):  # the first poll makes the index; it consumes its replay after
+        before = fake.calls.count("inspect_container")
+        assert await asyncio.gather(*(sp.poll() for sp in spawners)) == [None] * 20
+        if round_ and fake.calls.count("inspect_container") == before:
+            break
+        await asyncio.sleep(0.1)
+    warmup = fake.calls.count("inspect_container")
+    assert warmup <= 40
+    for _ in range(5):  # five poll intervals in the steady state
+        assert await asyncio.gather(*(sp.poll() for sp in spawners)) == [None] * 20
+    assert fake.calls.count("inspect_container") == warmup
+    assert fake.calls.count("list_containers") == 1 and fake.calls.count("events") == 1
+    await asyncio.gather(*(sp.stop() for sp in spawners))
+
+
+async def test_without_the_index_every_poll_is_an_inspect(fake, make_spawner):
+    spawners = await _started(make_spawner, 5, poll_from_events=False)
+    fake.calls.clear()
+    await asyncio.gather(*(sp.poll() for sp in spawners))
+    assert fake.calls.count("inspect_container") == 5
+    await asyncio.gather(*(sp.stop() for sp in spawners))
+
+
+async def test_killed_from_outside_is_seen_at_the_next_poll(fake, make_spawner):
+    (sp,) = await _started(make_spawner, 1)
+    assert await sp.poll() is None
+    await fake.kill_container(sp.object_id, signal="KILL")
+    await asyncio.sleep(0.05)
+    status = await sp.poll()
+    assert "ExitCode=137" in str(status)
+
+
+async def test_removed_from_outside_is_stopped(fake, make_spawner):
+    (sp,) = await _started(make_spawner, 1)
+    assert await sp.poll() is None
+    await fake.remove_container(sp.object_id, force=True)
+    await asyncio.sleep(0.05)
+    assert await sp.poll() == 0
+
+
+async def test_events_missed_while_the_engine_was_down_are_caught_by_the_resync(fake, make_spawner):
+    a, b = await _started(make_spawner, 2)
+    assert await a.poll() is None
+    index = index_for(a.docker_engine)
+    fake.down()
+    assert await a.poll() is None  # unknown while down: still running, never "dead"
+    fake.up()
+    back = time.monotonic()
+    fake.exit_container(b.object_id, 3)  # the broken stream never delivers this event
+    for _ in range(100):  # bounded: the index relists after the stream broke
+        if index.in_sync and index.synced_at > back:
+            break
+        await asyncio.sleep(0.05)
+    assert index.in_sync and index.synced_at > back
+    assert await a.poll() is None
+    assert "ExitCode=3" in str(await b.poll())
+
+
+async def test_a_subclass_with_its_own_get_object_is_polled_through_it(fake, make_spawner):
+    seen = []
+
+    class Custom(DockerSpawner):
+        async def get_object(self):
+            seen.append(self.object_id)
+            return await super().get_object()
+
+    sp = make_spawner("alice", image=IMAGE, spawner_class=Custom)
+    await sp.start()
+    seen.clear()
+    assert await sp.poll() is None
+    assert seen == [sp.object_id]
+    await sp.stop()
