@@ -271,7 +271,7 @@ async def test_spawn_page_failure_has_the_user_message_only(hub_factory, fake, h
     secret = "SECRET-" + secrets.token_hex(8)
     cmd = ["sh", "-c", f"echo {secret} >&2; exit 4"]
     config = {"allowed_images": {"default": IMAGE, "other": OTHER}} if with_form else {}
-    app = await make_hub(hub_factory, fake, hub_logs, post_start_cmd=cmd, **config)
+    app = await make_hub(hub_factory, fake, hub_logs, post_start_cmd=cmd, post_start_cmd_must_succeed=True, **config)
     add_user(app.db, app, name="alice")
     cookies = await app.login_user("alice")
     data = {"_xsrf": cookies["_xsrf"], **({"image": "default"} if with_form else {})}
