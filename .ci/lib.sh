@@ -101,3 +101,14 @@ ci_stop_pid() {
     done
     rm -f "$CI_STATE/$name.pid"
 }
+
+# ci_targets ARGS...: sets CI_TARGETS to (tests) unless an argument names a
+# test path (or path::node id): then the arguments choose, and CI_TARGETS=().
+ci_targets() {
+    local a
+    CI_TARGETS=(tests)
+    for a in "$@"; do
+        case $a in -*) continue ;; esac
+        if [ -e "${a%%::*}" ]; then CI_TARGETS=(); return 0; fi
+    done
+}

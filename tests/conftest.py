@@ -33,7 +33,8 @@ TEST_LABELS: dict[str, str] = {CONTRACT_LABEL: "contract", RUN_LABEL: RUN_ID}
 LABEL_FILTERS: list[str] = [f"{k}={v}" for k, v in TEST_LABELS.items()]
 
 #: What ``local/busybox:test`` looks like on the real engines (an imported
-#: rootfs: no Cmd, no Entrypoint, no Env); the fake gets the same.
+#: rootfs: no Cmd, no Entrypoint, no Env); the fake gets the same, except
+#: the content label ``.ci/ensure-busybox-image`` puts on the real one.
 TEST_IMAGE_CONFIG: dict[str, Any] = {"Cmd": None, "Entrypoint": None, "Env": None, "Labels": None}
 
 REAL_KINDS = ("docker", "podman")

@@ -78,7 +78,8 @@ def test_demo_user_logs_in_and_gets_jupyterlab(demo_hub):
         if time.monotonic() > deadline:
             raise AssertionError(f"no JupyterLab for demo: {r.status_code} {r.url}\n" + log.read_text()[-3000:])
         time.sleep(0.5)
-    # under load the hub may bounce the first request once (…/lab?redirects=1): same page
-    assert r.url.split("?")[0] == f"{base}/user/demo/lab"
+    # the hub adds ?redirects=N when it sent the browser round while the server
+    # was not ready yet (its loop guard; timing-dependent under load)
+    assert r.url.split("?", 1)[0] == f"{base}/user/demo/lab", r.url
     r = s.get(f"{base}/user/demo/api/status")
     assert r.status_code == 200 and "started" in r.json()

@@ -89,13 +89,15 @@ def assert_clean_for_user(message: str) -> None:
     assert len(message) <= 800, f"not a short message: {message!r}"
 
 
-async def owned_by(real_engine, name: str) -> list[dict]:
+async def owned_by(real_engine, name: str, label_filters: list[str]) -> list[dict]:
+    """This run's containers of ``name``'s default server (the engine is shared
+    with other runs, whose users may have the same names)."""
     return await real_engine.list_containers(
-        all=True, filters={"label": [f"{naming.LABEL_USER}={name}", f"{naming.LABEL_SERVER}="]}
+        all=True, filters={"label": [f"{naming.LABEL_USER}={name}", f"{naming.LABEL_SERVER}=", *label_filters]}
     )
 
 
-async def test_real_image_not_found(hub_with_records, real_engine):
+async def test_real_image_not_found(hub_with_records, real_engine, label_filters):
     app = await hub_with_records(image=MISSING, pull_policy="always")
     add_user(app.db, app, name="alice")
     status, message = await failed_spawn(app, "alice")
@@ -105,7 +107,7 @@ async def test_real_image_not_found(hub_with_records, real_engine):
     assert_clean_for_user(message)
     logs = app.records.joined()
     assert MISSING in logs and "DockerSpawner.image" in logs, "the admin log lacks the image and the fix"
-    assert await owned_by(real_engine, "alice") == []
+    assert await owned_by(real_engine, "alice", label_filters) == []
 
 
 async def test_real_image_missing_with_pull_never(hub_with_records, real_engine):
@@ -118,7 +120,7 @@ async def test_real_image_missing_with_pull_never(hub_with_records, real_engine)
 
 
 @pytest.mark.parametrize("remove", [False, True], ids=["keep", "remove"])
-async def test_real_container_exited_early(hub_with_records, real_engine, remove):
+async def test_real_container_exited_early(hub_with_records, real_engine, label_filters, remove):
     app = await hub_with_records(cmd=["sh", "-c", "echo starting; echo boom >&2; exit 3"], remove=remove)
     add_user(app.db, app, name="alice")
     status, message = await failed_spawn(app, "alice")
@@ -129,4 +131,4 @@ async def test_real_container_exited_early(hub_with_records, real_engine, remove
     logs = app.records.joined()
     assert "boom" in logs and "exited with 3" in logs, "the admin log lacks the exit code and log tail"
     # the failed start removed the container it made
-    assert await owned_by(real_engine, "alice") == []
+    assert await owned_by(real_engine, "alice", label_filters) == []

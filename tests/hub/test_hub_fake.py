@@ -17,6 +17,8 @@ from jupyterhub.tests.utils import (
 
 from dockerspawner import naming
 
+from .conftest import stop_hub
+
 IMAGE = "quay.io/jupyterhub/singleuser:test"
 OTHER = "quay.io/jupyterhub/other:test"
 
@@ -158,7 +160,7 @@ async def test_server_survives_hub_restart(hub_factory, fake):
     await user.spawn()
     (container,) = await labelled(fake, "erin")
     creates = fake.calls.count("create_container")
-    await app.stop()
+    await stop_hub(app)
 
     app2 = await hub_factory(fake, start=False, clean_db=False, image=IMAGE)
     user2 = app2.users["erin"]
@@ -178,7 +180,7 @@ async def test_restarted_hub_sees_a_server_that_died_meanwhile(hub_factory, fake
     app = await hub_factory(fake, start=False, image=IMAGE)
     user = add_user(app.db, app, name="fred")
     await user.spawn()
-    await app.stop()
+    await stop_hub(app)
     (container,) = await labelled(fake, "fred")
     await fake.kill_container(container["Id"])
 

@@ -20,7 +20,7 @@ from .conftest import SINGLEUSER_IMAGE as IMAGE
 
 @pytest.mark.parametrize("server", ["", "lab"])
 @pytest.mark.parametrize("remove", [True, False])
-async def test_real_server_answers_through_proxy(real_hub, real_engine, server, remove):
+async def test_real_server_answers_through_proxy(real_hub, real_engine, label_filters, server, remove):
     app = await real_hub(remove=remove)
     user = add_user(app.db, app, name="alice")
     r = await start_server(app, "alice", server)
@@ -36,7 +36,8 @@ async def test_real_server_answers_through_proxy(real_hub, real_engine, server, 
     status = r.json()
     assert "started" in status and "last_activity" in status
 
-    filters = {"label": [f"{naming.LABEL_USER}=alice", f"{naming.LABEL_SERVER}={server}"]}
+    # this run's only: the engine is shared with other runs, which have an alice too
+    filters = {"label": [f"{naming.LABEL_USER}=alice", f"{naming.LABEL_SERVER}={server}", *label_filters]}
     (container,) = await real_engine.list_containers(all=True, filters=filters)
     assert container["State"] == "running"
     assert container["Image"] == IMAGE

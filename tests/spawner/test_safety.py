@@ -22,6 +22,7 @@ import secrets
 import string
 
 import pytest
+from jupyterhub.spawner import Spawner
 from tornado import web
 
 from dockerspawner import DockerSpawner
@@ -96,6 +97,9 @@ async def test_image_not_allowed_also_refused_for_move_certs(fake, make_spawner,
     assert fake.calls.count("create_container") == 0
 
 
+@pytest.mark.skipif(
+    "apply_user_options" not in Spawner.class_trait_names(), reason="JupyterHub < 5.3 has no apply_user_options"
+)
 async def test_known_options_of_apply_user_options_are_accepted(fake, make_spawner):
     sp = make_spawner("alice", image=IMAGE, apply_user_options={"mem": "mem_limit"})
     sp.user_options = {"mem": "1G"}
