@@ -15,21 +15,25 @@ from tornado import web
 
 
 class SpawnError(web.HTTPError):
-    """A spawn failure with a short message for the user (``jupyterhub_message``,
-    which JupyterHub shows on the spawn page and in API errors) and the full
-    story with the fix for the admin log (``str(e)``).
+    """A spawn failure: a short message for the user, the story and the fix for the admin.
+
+    Every place a hub version shows a failure to the user gets the short text:
+    ``jupyterhub_message`` (spawn page and progress, REST answers on 6),
+    ``log_message`` (REST answers on 4 and 5) and ``str(e)`` (4's spawn page).
+    The admin's text is ``e.detail``, which the spawner logs when a start fails
+    (it may hold log tails and engine output, never fit for users).
 
     An HTTPError, so that JupyterHub logs it as one line rather than as an
     unexpected exception with a traceback.
     """
 
     def __init__(self, user_message: str, detail: str | None = None):
-        super().__init__(500, (detail or user_message).replace("%", "%%"))
+        super().__init__(500, user_message.replace("%", "%%"))
         self.jupyterhub_message = user_message
         self.detail = detail or user_message
 
     def __str__(self) -> str:
-        return self.detail
+        return self.jupyterhub_message
 
 
 async def _maybe_await(value: Any) -> Any:

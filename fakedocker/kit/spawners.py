@@ -162,5 +162,5 @@ async def stop_spawner(spawner: Any, now: bool = False) -> None:
 def user_message(error: BaseException) -> str:
     """What JupyterHub shows the user for a failed spawn: the error's
     ``jupyterhub_message`` when it has one, else its text (the admin's log
-    line is always ``str(error)``)."""
+    line is the spawner error's ``detail``)."""
     return str(getattr(error, "jupyterhub_message", None) or error)

@@ -301,5 +301,5 @@ async def test_internal_hostname_too_long_for_the_kernel_is_a_clear_error(spawne
     with pytest.raises(Exception) as info:
         await spawner.start()
     assert "too long to be used as a host name" in info.value.jupyterhub_message
-    assert "escape='safe'" in str(info.value)
+    assert "escape='safe'" in info.value.detail
     assert not await engine.list_containers(all=True, filters={"label": [f"{naming.LABEL_USER}={'a' * 70}"]})

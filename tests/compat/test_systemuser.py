@@ -89,7 +89,7 @@ async def test_user_without_a_system_account_gets_a_clear_error(spawner_factory,
     with pytest.raises(Exception) as info:
         await spawner.start()
     assert "no system user" in info.value.jupyterhub_message
-    assert "'no-such-system-user-here' has no system account" in str(info.value)
+    assert "'no-such-system-user-here' has no system account" in info.value.detail
     assert not isinstance(info.value, KeyError)
 
 

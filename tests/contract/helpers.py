@@ -12,8 +12,12 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-#: What busybox httpd serves from /var/www in ``local/busybox:test``.
-HTTPD_BODY = "rig busybox ok"
+from fakedocker import BUSYBOX_FILES
+
+#: What busybox httpd serves from /var/www in ``local/busybox:test`` (one source:
+#: fakedocker's files, which .ci/make-busybox-rootfs builds the image from).
+HTTPD_PAGE: bytes = BUSYBOX_FILES["/var/www/index.html"]
+HTTPD_BODY = HTTPD_PAGE.decode().strip()
 HTTPD_CMD = ["httpd", "-f", "-p", "8888", "-h", "/var/www"]
 
 

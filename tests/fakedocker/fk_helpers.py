@@ -8,6 +8,7 @@ import urllib.request
 from typing import Any
 
 from contract.helpers import make_tar  # noqa: F401 - one tar builder for both suites
+from fakedocker import BUSYBOX_FILES
 
 BUSYBOX = "local/busybox:test"
 
@@ -30,3 +31,7 @@ async def http_get(url: str) -> Any:
 def published(port: int = 8888, ip: str = "127.0.0.1") -> dict[str, Any]:
     """Spec keys publishing ``port`` on a free host port (with init, so stops are quick)."""
     return {"ports": [port], "host_config": {"port_bindings": {port: (ip, None)}, "init": True}}
+
+
+#: What busybox httpd serves in the test image (fakedocker's files are the one source).
+HTTPD_PAGE: bytes = BUSYBOX_FILES["/var/www/index.html"]

@@ -9,6 +9,7 @@ import pytest
 from fk_helpers import http_get, make_tar, published
 
 from dockerspawner.engine import EngineError
+from fk_helpers import HTTPD_PAGE
 
 HTTPD = ["httpd", "-f", "-p", "8888", "-h", "/var/www"]
 
@@ -22,7 +23,7 @@ async def _url(fake, cid: str, path: str = "/", port: int = 8888) -> str:
 async def test_httpd_serves_image_and_archive_files(fake, run):
     cid = await run(HTTPD, **published())
     status, _, body = await http_get(await _url(fake, cid))
-    assert (status, body) == (200, b"rig busybox ok\n")
+    assert (status, body) == (200, HTTPD_PAGE)
     await fake.put_archive(cid, "/var/www", make_tar({"hello.txt": b"from the test\n"}))
     status, _, body = await http_get(await _url(fake, cid, "/hello.txt"))
     assert (status, body) == (200, b"from the test\n")

@@ -10,7 +10,7 @@ import textwrap
 import time
 
 import pytest
-from fk_helpers import BUSYBOX, http_get
+from fk_helpers import BUSYBOX, HTTPD_PAGE, http_get
 
 from fakedocker.processes import rewrite_singleuser
 
@@ -99,7 +99,7 @@ async def test_applets_stay_simulated_with_processes_true(fake_docker_factory):
     fake.add_image(BUSYBOX)
     cid = await _start(fake, ["cat", "/var/www/index.html"])
     assert await fake.wait_container(cid, timeout=5) == 0
-    assert await fake.container_logs(cid) == "rig busybox ok\n"
+    assert await fake.container_logs(cid) == HTTPD_PAGE.decode()
 
 
 def test_rewrite_singleuser_points_it_at_the_host_port():

@@ -9,6 +9,7 @@ from fk_helpers import make_tar
 
 from dockerspawner.engine import Conflict
 from fakedocker.programs import Word, tokenize
+from fk_helpers import HTTPD_PAGE
 
 
 async def _exec(fake, cid, cmd, **kw):
@@ -27,7 +28,7 @@ async def _exec(fake, cid, cmd, **kw):
         ("cat /nope 2>/dev/null; echo $?", 0, "1\n", ""),
         ("echo hi > /tmp/f; echo there >> /tmp/f; cat /tmp/f", 0, "hi\nthere\n", ""),
         ("echo to-out 2>&1; echo x 1>&2", 0, "to-out\n", "x\n"),
-        ("cd /var/www && pwd && cat index.html", 0, "/var/www\nrig busybox ok\n", ""),
+        ("cd /var/www && pwd && cat index.html", 0, "/var/www\n" + HTTPD_PAGE.decode(), ""),
         ("nosuchcmd", 127, "", "sh: nosuchcmd: not found\n"),
         ("exec echo replaced; echo never", 0, "replaced\n", ""),
         ("test -f /etc/passwd && [ -d /tmp ] && [ 2 -lt 3 ]", 0, "", ""),
@@ -87,7 +88,7 @@ async def test_empty_volume_gets_the_image_content_at_its_mount_point(fake, run)
     cid = await run(
         host_config={"mounts": [{"Type": "volume", "Source": "fk-www", "Target": "/var/www"}], "init": True}
     )
-    assert await _exec(fake, cid, ["cat", "/var/www/index.html"]) == (0, "rig busybox ok\n", "")
+    assert await _exec(fake, cid, ["cat", "/var/www/index.html"]) == (0, HTTPD_PAGE.decode(), "")
 
 
 async def test_main_program_output_and_exit(fake, run):

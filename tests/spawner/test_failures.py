@@ -1,7 +1,7 @@
 """Spawn failures say what happened (issue 4, point 2) and poll tells the truth (point 5).
 
 Every failure of ``DockerSpawner.start`` reaches the user as a short message that
-names the cause (``jupyterhub_message``, what JupyterHub shows), while ``str(e)``
+names the cause (``jupyterhub_message``, what JupyterHub shows), while ``e.detail``
 (what the hub logs for the admin) has the detail and the fix. No traceback and no
 raw HTTP error text reaches the user.
 
@@ -57,7 +57,7 @@ def assert_clean_for_user(message: str, limit: int = 600) -> None:
 # -- the failure table ---------------------------------------------------------------------
 # Each case sets up the engine and returns a spawner whose start must fail;
 # ``user`` are substrings the user's message must contain (the cause), ``admin``
-# substrings of the admin's detail (``str(e)``: what happened and what to do).
+# substrings of the admin's detail (``e.detail``: what happened and what to do).
 
 
 def case_image_not_found(fake, make_spawner):
@@ -181,7 +181,7 @@ async def test_failure_names_its_cause(fake, make_spawner, case, user, admin):
     for needle in user:
         assert needle in message, f"the user is not told {needle!r}: {message!r}"
     assert_clean_for_user(message)
-    detail = str(exc)
+    detail = exc.detail
     for needle in admin:
         assert needle in detail, f"the admin log lacks {needle!r}: {detail!r}"
 
@@ -189,7 +189,7 @@ async def test_failure_names_its_cause(fake, make_spawner, case, user, admin):
 async def test_name_taken_tells_the_admin_whose_it_is_and_what_to_do(fake, make_spawner):
     sp = await case_name_taken(fake, make_spawner)
     exc = await failed_start(sp)
-    detail = str(exc)
+    detail = exc.detail
     assert "bob" in detail, f"the admin is not told who holds the names: {detail!r}"
     assert any(fix in detail for fix in ("docker rm", "remove", "rename", "name_template")), (
         f"the admin is not told how to fix it: {detail!r}"
@@ -202,7 +202,7 @@ async def test_exited_early_shows_only_the_last_log_lines(fake, make_spawner):
     message = user_message(exc)
     assert "boom" in message
     assert "noise line 0" not in message, "the user gets the whole log instead of its tail"
-    assert "noise line 0" not in str(exc), "the admin detail should be the log's tail, not all of it"
+    assert "noise line 0" not in exc.detail, "the admin detail should be the log's tail, not all of it"
 
 
 async def test_exited_during_readiness_wait_is_reported_at_once(fake, make_spawner):
@@ -244,7 +244,7 @@ async def test_engine_unreachable_names_the_socket(make_spawner, tmp_path, share
     message = user_message(exc)
     assert "not reachable" in message
     assert_clean_for_user(message)
-    assert str(socket) in str(exc), f"the admin detail does not name the socket: {exc}"
+    assert str(socket) in exc.detail, f"the admin detail does not name the socket: {exc}"
 
 
 async def test_an_unexpected_engine_error_is_short_for_the_user(fake, make_spawner):
@@ -255,7 +255,7 @@ async def test_an_unexpected_engine_error_is_short_for_the_user(fake, make_spawn
     message = user_message(exc)
     assert "Starting container" in message
     assert len(message) <= 400, message
-    assert "x" * 2000 in str(exc) or "xxxx" in str(exc)
+    assert "x" * 2000 in exc.detail or "xxxx" in exc.detail
 
 
 # -- poll ------------------------------------------------------------------------------------

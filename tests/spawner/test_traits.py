@@ -184,9 +184,9 @@ async def test_image_without_cmd_and_no_cmd_is_a_clear_error(make_spawner, fake_
     sp = make_spawner("alice", image="example.org/nocmd:1")
     with pytest.raises(Exception) as excinfo:
         await sp.start()
-    text = f"{excinfo.value} {getattr(excinfo.value, 'jupyterhub_message', '')}"
+    text = f"{excinfo.value.detail} {excinfo.value.jupyterhub_message}"
     assert "example.org/nocmd:1" in text
-    assert "DockerSpawner.cmd" in text
+    assert "DockerSpawner.cmd" in excinfo.value.detail
     assert fake_docker.calls.count("create_container") == 0
     assert await names(fake_docker) == set()
 
@@ -623,7 +623,7 @@ async def test_missing_network_is_a_clear_error(make_spawner, fake):
     sp = make_spawner("alice", network_name="no-such-net")
     with pytest.raises(Exception) as excinfo:
         await sp.start()
-    assert "no-such-net" in str(excinfo.value)
+    assert "no-such-net" in excinfo.value.detail
     assert "no-such-net" in getattr(excinfo.value, "jupyterhub_message", "")
     assert await names(fake) == set()  # nothing left behind
 
@@ -908,7 +908,7 @@ async def test_post_start_cmd_failure_fails_the_start_when_asked(make_spawner, f
     with pytest.raises(Exception) as excinfo:
         await sp.start()
     assert "7" in getattr(excinfo.value, "jupyterhub_message", str(excinfo.value))
-    assert "exit" in str(excinfo.value).lower() and "7" in str(excinfo.value)
+    assert "exit" in excinfo.value.detail.lower() and "7" in excinfo.value.detail
     assert await names(fake) == set()  # the container was removed
     assert "broken-setup" in " ".join(messages(caplog, "post_start_cmd"))
 

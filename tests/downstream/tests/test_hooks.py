@@ -41,7 +41,7 @@ async def test_engine_error_reaches_the_user_as_a_message(make_spawner, fake_doc
     with pytest.raises(Exception) as info:
         await start_spawner(spawner)
     assert info.value.jupyterhub_message  # for the user
-    assert "disk full" in str(info.value)  # for the admin's log
+    assert "disk full" in info.value.detail  # for the admin's log
 
 
 async def test_missing_image_is_pulled_from_the_registry(make_spawner, fake_docker):
