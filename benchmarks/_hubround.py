@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,8 @@ def _thin_spawner_class() -> type:
         labels = Dict(config=True)
         _api = None
         _lock = threading.Lock()
+        # as many engine calls in flight as ours allows (its default pool)
+        _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="thin")
 
         @classmethod
         def api(cls):
@@ -163,7 +166,7 @@ def _thin_spawner_class() -> type:
             return "127.0.0.1", int(api.port(self.cid, h.PORT)[0]["HostPort"])
 
         async def start(self) -> tuple[str, int]:
-            return await asyncio.to_thread(self._start)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self._start)
 
         def _stop(self) -> None:
             api = self.api()
@@ -175,7 +178,7 @@ def _thin_spawner_class() -> type:
 
         async def stop(self, now: bool = False) -> None:
             if self.cid:
-                await asyncio.to_thread(self._stop)
+                await asyncio.get_running_loop().run_in_executor(self._pool, self._stop)
                 self.cid = None
 
         async def poll(self) -> int | None:
@@ -331,8 +334,6 @@ def _summary(names, results, stops, t0, t1, t2, c0, c1, c2, lags) -> dict[str, A
 def raw_round(names: list[str], run_id: str) -> dict[str, Any]:
     """The engine floor: the same container (init, port on 127.0.0.1, auto-remove),
     created, started and waited for over HTTP from N threads; stop+remove."""
-    from concurrent.futures import ThreadPoolExecutor
-
     api = h.docker_api(pool=len(names) + 8)
 
     def spawn(name: str) -> tuple[str, float]:
