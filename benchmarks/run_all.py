@@ -88,8 +88,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if argv is None:
         h.quiet_logs(False)
     args.out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"quick": args.quick, "started": h.now_iso()}
-    tables = []
+    # benchmarks not run this time keep their last results (``--only`` reruns some)
+    previous = args.out / "results.json"
+    results: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    results.update({"quick": args.quick, "started": h.now_iso()})
     for name in [n.strip() for n in args.only.split(",") if n.strip()]:
         extra = list(preset[name])
         if name == "hub_throughput" and args.users:
@@ -101,8 +103,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = module.main([*extra, "--quiet"])
         result["elapsed_s"] = round(time.perf_counter() - t0, 1)
         results[name] = result
-        tables.append(module.report(result))
         (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    tables = [MODULES[n].report(results[n]) for n in MODULES if n in results]
     text = "\n\n".join(tables)
     (args.out / "results.md").write_text(text + "\n")
     results["plot"] = str(args.out / "hub_poll.png") if plot(results, args.out / "hub_poll.png") else None
