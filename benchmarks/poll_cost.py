@@ -32,11 +32,15 @@ async def _servers(fake: Any, users: int) -> list[dict]:
     from dockerspawner import naming
 
     fake.add_image(IMAGE, config={"Cmd": ["sleep", "3600"]})
+    # a network is a /24 as on the engine (the bridge holds 253): 200 servers to each
+    for k in range((users + 199) // 200):
+        await fake.create_network(f"poll-{k}")
     states = []
     for i in range(users):
         name = f"jupyter-u{i}"
         cid = await fake.create_container(
-            {"image": IMAGE, "name": name, "command": ["sleep", "3600"], "labels": naming.owner_labels(f"u{i}", "")}
+            {"image": IMAGE, "name": name, "command": ["sleep", "3600"], "labels": naming.owner_labels(f"u{i}", ""),
+             "host_config": {"network_mode": f"poll-{i // 200}"}}
         )
         await fake.start_container(cid)
         states.append({"object_id": cid, "object_name": name})

@@ -7,6 +7,7 @@ come from the benchmarks themselves, run side by side; see benchmarks/README.md)
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -85,3 +86,61 @@ def test_poll_cost_runs_and_the_index_makes_no_calls_per_interval():
     assert row["index"]["engine_calls"] == 0
     assert row["inspect_each"]["engine_calls"] == 5
     assert set(row["floor"]) == {"cpu_s"}
+
+
+async def test_hub_throughput_runs(real_engine):
+    _docker_only(real_engine)
+    from benchmarks import hub_throughput
+
+    # ds14 needs its own virtualenv (hub_throughput --ds14-venv): the same code drives it
+    argv = ["--users", "1", "--variants", "raw,thin,ours", "--hol", "--layer-mb", "3", "--rate-mb-s", "4",
+            "--profile-users", "1", "--quiet"]
+    result = await asyncio.to_thread(hub_throughput.main, argv)
+    (row,) = result["rows"]
+    assert row["users"] == 1 and set(row["runs"]) == {"raw", "thin", "ours"}
+    for variant, runs in row["runs"].items():
+        (run,) = runs
+        assert "error" not in run, (variant, run.get("error"))
+        u = run["undisturbed"]
+        assert (u["spawn_failures"], u["stop_failures"]) == (0, 0), variant
+        assert u["wall_s"] > 0 and u["p95_s"] >= u["p50_s"] > 0 and u["cpu_spawn_s"]["hub"] > 0
+    assert row["runs"]["ours"][0]["dockerspawner_file"].startswith(str(ROOT / "dockerspawner"))
+    assert row["runs"]["thin"][0]["undisturbed"]["loop_lag"]["samples"] > 0
+    assert row["summary"]["ours_over_thin"]["wall_s"] is not None
+    hol = result["head_of_line"]["ours"]
+    for key in ("slow_stop", "pull"):
+        assert hol["run"][key]["disturber_error"] is None, key
+        assert hol["run"][key]["spawn_failures"] == 0, key
+    assert hol["slow_stop_over_undisturbed"] is not None and hol["pull_over_undisturbed"] is not None
+    assert result["head_of_line"]["proxied_bytes"] > 3_000_000  # the pull really went through the throttle
+    for variant in ("thin", "ours"):
+        assert result["profile"][variant]["busy_s"] > 0, variant
+    assert result["leftover_containers"] == 0
+    assert await _leftovers(real_engine, result["run_id"]) == []
+    assert "ours/thin" in hub_throughput.report(result)
+
+
+async def test_hub_cost_runs(real_engine):
+    _docker_only(real_engine)
+    from benchmarks import hub_cost
+
+    result = await asyncio.to_thread(hub_cost.main, ["--spawns", "5", "--real-users", "2", "--quiet"])
+    for key in ("floor", "ours", "floor_mem", "ours_mem"):
+        assert result[key]["spawns"] == 5 and result[key]["failures"] == 0, key
+        assert result[key]["cpu_per_spawn_ms"] > 0, key
+    assert result["ours_mem"]["held_kb_per_server"] > 0 and result["ours_mem"]["peak_kb_per_spawn"] > 0
+    assert result["real"]["failures"] == 0 and result["real"]["loop_lag"]["max_ms"] is not None
+    assert result["idle_loop_lag"]["samples"] > 0
+    assert await _leftovers(real_engine, result["run_id"]) == []
+    assert "spawner's own" in hub_cost.report(result)
+
+
+async def test_run_all_writes_tables_and_plot(real_engine, tmp_path):
+    _docker_only(real_engine)
+    from benchmarks import run_all
+
+    result = await asyncio.to_thread(run_all.main, ["--quick", "--only", "poll_cost,hub_cost", "--out", str(tmp_path), "--quiet"])
+    assert {"poll_cost", "hub_cost"} <= set(result)
+    assert "poll cost per interval" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "hub_poll.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(json.loads((tmp_path / "results.json").read_text())) >= {"poll_cost", "hub_cost", "plot"}
