@@ -17,13 +17,13 @@ CI: ``python -m pytest tests/properties/test_machine.py -q``; a long run:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from traitlets.config import Config
 
 from dockerspawner import DockerSpawner, SwarmSpawner, SystemUserSpawner
@@ -34,7 +34,18 @@ from fakedocker import FakeDocker
 from fakedocker.kit.spawners import SpawnerFactory, start_spawner
 
 from .budget import SCALE
-from .machine_model import ALLOWED as ALLOWED_IMAGES, IMAGE_A, IMAGES, MEM_LIMITS, SLOTS, Belief, Slot, asked_spec, orphans, owner_of
+from .machine_model import ALLOWED as ALLOWED_IMAGES
+from .machine_model import (
+    IMAGE_A,
+    IMAGES,
+    MEM_LIMITS,
+    SLOTS,
+    Belief,
+    Slot,
+    asked_spec,
+    orphans,
+    owner_of,
+)
 
 #: (steps, faults by kind) of every example run in this process, for the evidence table.
 RUNS: list[tuple[int, dict[str, int]]] = []
@@ -105,10 +116,10 @@ class HubMachine(RuleBasedStateMachine):
 
     # -- the hub ---------------------------------------------------------------------
     def make(self, slot: Slot) -> Any:
-        traits: dict[str, Any] = dict(
-            image=self.config["image"], mem_limit=self.config["mem_limit"], allowed_images=dict(ALLOWED_IMAGES),
-            start_timeout=3, http_timeout=2, remove=slot.remove,
-        )
+        traits: dict[str, Any] = {
+            "image": self.config["image"], "mem_limit": self.config["mem_limit"],
+            "allowed_images": dict(ALLOWED_IMAGES), "start_timeout": 3, "http_timeout": 2, "remove": slot.remove,
+        }
         if slot.kind == "swarm":
             traits.pop("remove")
             traits["use_internal_ip"] = False
@@ -239,10 +250,8 @@ class HubMachine(RuleBasedStateMachine):
         if slot.kind == "swarm" or not object_id:
             return
         self.count("oom kill" if oom else "exit")
-        try:
+        with contextlib.suppress(Exception):  # not running (exited already, removed)
             self.fake.exit_container(object_id, code, oom=oom)
-        except Exception:  # noqa: BLE001 - not running (exited already, removed)
-            pass
         self.run(asyncio.sleep(0.01))
 
     @precondition(lambda self: not self.down)
@@ -376,8 +385,8 @@ def _running_spec(slot: Slot, objects: dict[str, list[dict]]) -> tuple[bool, tup
 
 
 HubMachine.TestCase.settings = settings(
-    max_examples=int(__import__("os").environ.get("SM_N", 300)) * SCALE,
-    stateful_step_count=35,
+    max_examples=300 * SCALE,
+    stateful_step_count=50,  # hypothesis ends some examples early: most still run 30+
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
