@@ -295,13 +295,19 @@ class HubMachine(RuleBasedStateMachine):
             labels = c.get("Labels") or {}
             if "com.docker.swarm.service.id" in labels:
                 continue
-            info = await self.fake.inspect_container(c["Id"])
+            try:
+                info = await self.fake.inspect_container(c["Id"])
+            except NotFound:  # removed (by the exit watcher) since the list
+                continue
             view.setdefault(owner_of(labels), {}).setdefault("containers", []).append(info)
         for s in await self.fake.list_services():
             labels = s["Spec"].get("Labels") or {}
             if owner_of(labels) is None:
                 continue
-            tasks = await self.fake.list_tasks(filters={"service": s["ID"]})
+            try:
+                tasks = await self.fake.list_tasks(filters={"service": s["ID"]})
+            except NotFound:
+                continue
             s = dict(s, tasks=tasks)
             view.setdefault(owner_of(labels), {}).setdefault("services", []).append(s)
         return view
