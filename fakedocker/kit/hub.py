@@ -284,10 +284,10 @@ class HubFactory:
                 app.http_server.stop()
             if getattr(app, "metrics_collector", None):
                 app.metrics_collector.stop()
-            for pc in app._periodic_callbacks.values():
+            for pc in _periodic_callbacks(app):
                 pc.stop()
             await app.cleanup()
-            for pc in app._periodic_callbacks.values():
+            for pc in _periodic_callbacks(app):
                 pc.stop()
             app.db.close()
             app.log.handlers.clear()
@@ -313,3 +313,12 @@ class HubFactory:
             await asyncio.wait(stray, timeout=5)
         return stray
 
+
+def _periodic_callbacks(app: Any) -> list[Any]:
+    """The hub's periodic callbacks: 5+ keeps them in one dict; 4 keeps only
+    the activity callback (its others end with the process)."""
+    found = list(getattr(app, "_periodic_callbacks", {}).values())
+    activity = getattr(app, "last_activity_callback", None)
+    if activity is not None and activity not in found:
+        found.append(activity)
+    return found
