@@ -55,6 +55,11 @@ class SystemUserSpawner(DockerSpawner):
     )
 
     def _identity(self) -> SystemIdentity:
+        # one password-database lookup per start, not one per hook that needs it
+        attempt = self.__dict__.get("_current_attempt")
+        cached = self.__dict__.get("_identity_of_attempt")
+        if attempt is not None and cached is not None and cached[0] is attempt:
+            return cached[1]
         try:
             identity = system_identity(
                 self.user.name,
@@ -77,6 +82,8 @@ class SystemUserSpawner(DockerSpawner):
         self.user_id = identity.uid
         if identity.gid is not None:
             self.group_id = identity.gid
+        if attempt is not None:
+            self.__dict__["_identity_of_attempt"] = (attempt, identity)
         return identity
 
     @property
