@@ -82,6 +82,17 @@ def _encode(resp: Response, head_only: bool) -> bytes:
     return out.encode("latin-1") + b"\r\n" + (b"" if head_only else resp.body)
 
 
+def _forget(sock: socket.socket) -> None:
+    """Unregister a socket from the loop before it is closed (a start
+    cancelled half-way leaves it registered with no server to undo that)."""
+    fd = sock.fileno()
+    if fd >= 0:
+        try:
+            asyncio.get_running_loop().remove_reader(fd)
+        except RuntimeError:
+            pass
+
+
 class PortProxy:
     """The listener of one published port."""
 
@@ -92,17 +103,26 @@ class PortProxy:
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[asyncio.Task] = set()
         self._closed = False
+        self._starting = False
 
     async def start(self) -> None:
         if self._closed:
             return
-        server = await asyncio.start_server(self._serve, sock=self.sock, limit=MAX_HEAD)
+        self._starting = True
+        try:
+            server = await asyncio.start_server(self._serve, sock=self.sock, limit=MAX_HEAD)
+        except BaseException:
+            self._starting = False
+            if self._closed:
+                _forget(self.sock)
+                self.sock.close()
+            raise
+        self._starting = False
         if self._closed:
-            # closed while starting: close() already closed the socket under it
-            try:
-                server.close()
-            except (ValueError, OSError):
-                pass
+            # close() came while the loop was taking the socket: only the
+            # server may close it now, or the loop keeps watching a dead fd
+            # number and ignores the next socket that reuses it
+            server.close()
         else:
             self._server = server
 
@@ -141,6 +161,8 @@ class PortProxy:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        self.sock.close()
+        if not self._starting:
+            _forget(self.sock)
+            self.sock.close()
         for task in list(self._conns):
             task.cancel()

@@ -114,3 +114,48 @@ async def test_requested_host_port_in_use_fails_the_start(fake, run):
     assert info.value.status == 500 and "address already in use" in info.value.explanation
     state = (await fake.inspect_container(other))["State"]
     assert (state["Status"], state["ExitCode"]) == ("created", 128)
+
+
+async def _echo_once_on_a_fresh_socket() -> bytes:
+    """A new listening socket (it takes the lowest free fd number) answers a client."""
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"ping\n")
+        answer = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        return answer
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("cancel_start", [False, True])
+async def test_a_port_closed_while_it_starts_leaves_the_loop_sound(cancel_start):
+    """A container that exits as it starts closes its published port while
+    the loop is still taking the socket; a socket closed under the loop left
+    its fd number registered, and the next socket given that number (a hub's
+    API connection in a kit test) was never read."""
+    import socket as _socket
+
+    from fakedocker.http import PortProxy
+
+    sock = _socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    proxy = PortProxy(sock, lambda: None)
+    starting = asyncio.ensure_future(proxy.start())
+    await asyncio.sleep(0)  # start_server has registered the socket and yields once
+    if cancel_start:
+        starting.cancel()
+    proxy.close()
+    await asyncio.gather(starting, return_exceptions=True)
+    assert sock.fileno() == -1, "the published port stays open"
+    assert await _echo_once_on_a_fresh_socket() == b"ping\n"
