@@ -22,13 +22,27 @@ c.Spawner.start_timeout = 120
 
 
 def _docker_gateway() -> str | None:
-    """The default bridge's gateway if a Docker engine answers, else None."""
+    """The default bridge's gateway if a Docker engine answers, else None.
+
+    Says which engine the demo uses and what it changes there: containers
+    only (the image is pulled by the first spawn when it is missing)."""
     try:
         import docker
 
+        from dockerspawner.dockerspawner import DockerSpawner
+
         client = docker.APIClient(version="auto", timeout=3, **docker.utils.kwargs_from_env())
         ipam = client.inspect_network("bridge")["IPAM"]["Config"][0]
+        version = client.version().get("Version", "?")
+        image = DockerSpawner.image.default_value
+        have = bool(client.images(name=image, quiet=True))
         client.close()
+        print(
+            f"[demo] engine: Docker {version} at {client.base_url} (DOCKER_HOST={os.environ.get('DOCKER_HOST', 'unset')}); "
+            f"the demo changes on it: containers jupyter-<name> (removed when they stop)"
+            + ("" if have else f", and the first spawn pulls {image}"),
+            file=sys.stderr,
+        )
         # the default bridge's Gateway is often unset: docker0 holds the first address
         return ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
     except Exception as e:  # noqa: BLE001 - any failure means "use the fake"

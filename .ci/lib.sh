@@ -112,3 +112,85 @@ ci_targets() {
         if [ -e "${a%%::*}" ]; then CI_TARGETS=(); return 0; fi
     done
 }
+
+# ---------------------------------------------------------------- set-up steps
+# ci_step TAG NAME: one line as a step starts; ci_step_done TAG DETAIL: one
+# line with the step's running time as it ends.
+ci_step() { _ci_step_t0=$(date +%s.%N); _ci_step_name=$2; ci_log "$1" "$2 ..."; }
+ci_step_done() { ci_log "$1" "$_ci_step_name: $2 ($(ci_since "$_ci_step_t0")s)"; }
+
+# ci_run_logged TAG LOG CMD...: CMD with stdout+stderr to LOG (appended), a
+# progress line every CI_PROGRESS_S (20) seconds with the log's last line; on
+# failure the log's tail and path on stderr. Returns CMD's exit code.
+ci_run_logged() {
+    local tag=$1 log=$2 pid rc=0 n=0 last every=${CI_PROGRESS_S:-20}; shift 2
+    mkdir -p "$(dirname "$log")"
+    printf '=== %s: %s\n' "$(date '+%F %T')" "$*" >>"$log"
+    "$@" >>"$log" 2>&1 </dev/null &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        n=$((n + 1))
+        if [ $((n % every)) = 0 ] && kill -0 "$pid" 2>/dev/null; then
+            last=$(tail -n 1 "$log" 2>/dev/null | tr -cd '[:print:]' | cut -c1-70)
+            ci_log "$tag" "  ... ${n}s: $last"
+        fi
+    done
+    wait "$pid" || rc=$?
+    if [ "$rc" != 0 ]; then
+        tail -n 20 "$log" >&2 || true
+        ci_log "$tag" "FAILED (exit $rc): $* (full log: $log)"
+    fi
+    return "$rc"
+}
+
+# ci_engine_changes PURPOSE ORIGIN ALLOW: what set-up may change on the
+# Docker engine, as words (swarm: `docker swarm init`; singleuser-image and
+# busybox-image: build and tag those images). A pure function, table-tested
+# in tests/ci/test_setup_plan.py.
+#   PURPOSE test (the test suite needs all of it) | demo (a single-user image
+#           at most; a demo never needs a swarm)
+#   ORIGIN  ours (set-up started it) | theirs (it was already running) |
+#           custom (DOCKER_HOST named by the user) | none (nothing answers)
+#   ALLOW   1 when asked to change an engine set-up did not start
+#           (DOCKERSPAWNER_CHANGE_ENGINE=1, `make demo CHANGE_ENGINE=1`)
+ci_engine_changes() {
+    local purpose=$1 origin=$2 allow=${3:-0}
+    case $purpose:$origin in
+        *:none) echo "" ;;
+        test:custom) echo "singleuser-image busybox-image" ;;
+        test:*) echo "swarm singleuser-image busybox-image" ;;
+        demo:ours) echo "singleuser-image" ;;
+        demo:*) if [ "$allow" = 1 ]; then echo "singleuser-image"; else echo ""; fi ;;
+        *) echo "ci_engine_changes: bad purpose '$purpose' or origin '$origin'" >&2; return 2 ;;
+    esac
+}
+
+# ci_apt_packages NEED...: the Debian packages for what set-up needs (before
+# checking what is installed): dockerd (no engine answers, or no docker CLI),
+# image-build (the single-user image is built), test-extras. The python and
+# proxy phases need none (set-up adds python3-venv when ensurepip is missing,
+# nodejs npm when npm is missing). A machine whose engine answers gets no
+# docker.io (it may run docker-ce or Docker Desktop).
+ci_apt_packages() {
+    local p out=()
+    for p in "$@"; do
+        case $p in
+            dockerd) out+=(docker.io iptables cgroupfs-mount) ;;
+            image-build) out+=(debootstrap ca-certificates) ;;
+            test-extras) out+=(iproute2 busybox-static docker-registry chromium chromium-driver) ;;
+        esac
+    done
+    echo "${out[*]}"
+}
+
+# ci_demo_banner URL: how to open the demo, here and from another machine
+# (the hub listens on the loopback interface only).
+ci_demo_banner() {
+    local url=$1 hostport port host
+    hostport=${url#*://}; hostport=${hostport%%/*}
+    port=${hostport##*:}; host=${hostport%:*}
+    echo "open $url in a browser on this machine; log in with any name and password"
+    echo "it listens on $host only; from another machine: ssh -L $port:$host:$port $(hostname -f 2>/dev/null || hostname)"
+    echo "  then open $url there. Ctrl-C stops the hub and its servers."
+}
