@@ -147,7 +147,7 @@ ci_run_logged() {
 # ci_engine_changes PURPOSE ORIGIN ALLOW: what set-up may change on the
 # Docker engine, as words (swarm: `docker swarm init`; singleuser-image and
 # busybox-image: build and tag those images). A pure function, table-tested
-# in tests/ci/test_setup_plan.py.
+# in tests/hub/test_demo.py.
 #   PURPOSE test (the test suite needs all of it) | demo (a single-user image
 #           at most; a demo never needs a swarm)
 #   ORIGIN  ours (set-up started it) | theirs (it was already running) |
@@ -157,11 +157,11 @@ ci_run_logged() {
 ci_engine_changes() {
     local purpose=$1 origin=$2 allow=${3:-0}
     case $purpose:$origin in
-        *:none) echo "" ;;
+        test:none|demo:none) echo "" ;;
         test:custom) echo "singleuser-image busybox-image" ;;
-        test:*) echo "swarm singleuser-image busybox-image" ;;
+        test:ours|test:theirs) echo "swarm singleuser-image busybox-image" ;;
         demo:ours) echo "singleuser-image" ;;
-        demo:*) if [ "$allow" = 1 ]; then echo "singleuser-image"; else echo ""; fi ;;
+        demo:theirs|demo:custom) if [ "$allow" = 1 ]; then echo "singleuser-image"; else echo ""; fi ;;
         *) echo "ci_engine_changes: bad purpose '$purpose' or origin '$origin'" >&2; return 2 ;;
     esac
 }
