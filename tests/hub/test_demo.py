@@ -194,7 +194,7 @@ def test_demo_user_logs_in_and_gets_jupyterlab(demo_hub):
     assert r.url.split("?", 1)[0] == f"{base}/user/demo/lab", r.url
     r = s.get(f"{base}/user/demo/api/status")
     assert r.status_code == 200 and "started" in r.json()
+    assert not calls.exists(), "the fake demo ran: " + calls.read_text()
     out = log.read_text()
     assert f"open {base} in a browser" in out and "ssh -L" in out, out[:3000]
     assert re.search(r"\[setup +[\d.]+s\] done in [\d.]+s \(phases: python proxy\)", out), out[:3000]
-    assert not calls.exists(), "the fake demo ran: " + calls.read_text()
