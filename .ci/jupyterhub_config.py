@@ -38,7 +38,7 @@ def _docker_gateway() -> str | None:
         have = bool(client.images(name=image, quiet=True))
         client.close()
         print(
-            f"[demo] engine: Docker {version} at {client.base_url} (DOCKER_HOST={os.environ.get('DOCKER_HOST', 'unset')}); "
+            f"[demo] engine: Docker {version} at {os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')}; "
             f"the demo changes on it: containers jupyter-<name> (removed when they stop)"
             + ("" if have else f", and the first spawn pulls {image}"),
             file=sys.stderr,
