@@ -123,6 +123,15 @@ def test_real_demo_plan_changes_nothing_on_an_engine_it_did_not_start(tmp_path):
     assert "swarm" not in r.stdout and "registry" not in r.stdout, r.stdout
 
 
+def test_a_logged_step_that_fails_shows_its_log(tmp_path):
+    log = tmp_path / "step.log"
+    r = _bash('CI_PROGRESS_S=1 ci_run_logged t "$1" sh -c "echo unpacking; sleep 1.5; echo broken >&2; exit 3"', str(log))
+    assert r.returncode == 3
+    assert "... 1s: unpacking" in r.stderr and "broken" in r.stderr, r.stderr
+    assert "FAILED (exit 3)" in r.stderr and f"full log: {log}" in r.stderr, r.stderr
+    assert "broken" in log.read_text() and "broken" not in r.stdout
+
+
 def test_demo_banner_says_where_to_open_it():
     r = _bash('ci_demo_banner "$1"', "http://127.0.0.1:8123")
     assert "open http://127.0.0.1:8123 " in r.stdout, r.stdout
