@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import html
+import os
 import re
 import subprocess
 import sys
@@ -39,6 +40,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-b", "html",
          "-d", str(out / ".doctrees"), str(DOCS), str(out)],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},  # no __pycache__ in docs/_ext
     )
     if "No module named sphinx" in run.stderr:
         pytest.fail("Sphinx is not installed: pip install -e '.[docs]' (sphinx, myst-parser)")
