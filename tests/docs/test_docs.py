@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,35 @@ def test_trait_help_is_full_sentences(cls: type) -> None:
             bad[name] = text
     assert not bad, f"{cls.__name__} trait help must be sentences (capital ... period): {bad}"
     assert len(own_traits(cls)) > 40
+
+
+# -- what the hand-written pages say exists ---------------------------------------------------
+
+def _pages() -> dict[str, str]:
+    return {str(p.relative_to(DOCS)): p.read_text() for p in sorted(DOCS.rglob("*.md"))}
+
+
+def test_settings_named_in_the_pages_exist() -> None:
+    """``c.DockerSpawner.x = ...`` in a page names a real setting (a renamed trait shows here)."""
+    classes = {cls.__name__: cls for cls in SPAWNERS}
+    wrong = sorted({
+        f"{page}: c.{cls}.{name}"
+        for page, text in _pages().items()
+        for cls, name in re.findall(r"\bc\.(DockerSpawner|SwarmSpawner|SystemUserSpawner)\.(\w+)", text)
+        if name not in classes[cls].class_traits(config=True)
+    })
+    assert not wrong, f"settings the pages name that the spawners do not have: {wrong}"
+
+
+def test_python_examples_in_the_pages_compile() -> None:
+    broken, found = [], 0
+    for page, text in _pages().items():
+        blocks = re.findall(r"^( *)```python\n(.*?)^\1```", text, flags=re.S | re.M)
+        found += len(blocks)
+        for i, (_, block) in enumerate(blocks):
+            try:
+                compile(textwrap.dedent(block), f"{page} example {i + 1}", "exec")
+            except SyntaxError as e:
+                broken.append(f"{page} example {i + 1}: {e.msg} (line {e.lineno})")
+    assert not broken, broken
+    assert found == sum(t.count("```python") for t in _pages().values()) > 0  # every example was read
