@@ -29,8 +29,9 @@ class InternalSSL(HasTraits):
     )
     certs_volume_name = Unicode(
         config=True,
-        help="""Name of the volume holding a server's internal-SSL certificates, a template
-        like the names in DockerSpawner.volumes (e.g. '{prefix}ssl-{username}').""",
+        help="""Name of the volume that holds a server's internal-SSL certificates, a template like the
+        names in volumes. The default, '{prefix}ssl-{username}'
+        ('{prefix}ssl-{username}--{servername}' for named servers), gives every server its own.""",
     )
 
     @default("certs_volume_name")

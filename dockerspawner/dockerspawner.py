@@ -67,8 +67,8 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         default_value=None,
         allow_none=True,
         config=True,
-        help="""The command to run in the container, e.g. ['jupyterhub-singleuser'].
-        None (the default): the image's own Cmd.""",
+        help="""The command to run in the container, e.g. ['jupyterhub-singleuser']. None (the default) runs
+        the image's own Cmd; Spawner.args are appended either way.""",
     )
 
     # -- engine ---------------------------------------------------------------
@@ -82,20 +82,43 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
     )
     engine_options = Dict(
         config=True,
-        help="Keyword arguments for the engine factory, e.g. {'max_workers': 64} or fakedocker options.",
+        help="""Keyword arguments for the engine, e.g. {'max_workers': 64} (the docker engine's thread pool,
+        32 by default) or {'timeout': 120} (seconds per engine call); with engine 'fake',
+        FakeDocker's options.""",
     )
-    client_kwargs = Dict(config=True, help="Extra keyword arguments for docker.APIClient.")
-    tls_config = Dict(config=True, help="Arguments for docker.tls.TLSConfig (e.g. client_cert, ca_cert).")
+    client_kwargs = Dict(
+        config=True,
+        help="""Keyword arguments for docker.APIClient, e.g. {'base_url': 'tcp://docker.example.org:2376'}
+        or {'base_url': 'ssh://user@host', 'use_ssh_client': True}. They win over tls_config and the
+        DOCKER_* environment.""",
+    )
+    tls_config = Dict(
+        config=True,
+        help="""Keyword arguments for docker.tls.TLSConfig, to reach the engine over TLS, e.g. {'ca_cert':
+        '/etc/docker/ca.pem', 'client_cert': ('/etc/docker/cert.pem', '/etc/docker/key.pem'),
+        'verify': True}.""",
+    )
     use_docker_client_env = Bool(
-        True, config=True, help="Honour DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH."
+        True,
+        config=True,
+        help="""Read the engine's address and TLS settings from DOCKER_HOST, DOCKER_TLS_VERIFY and
+        DOCKER_CERT_PATH in the hub's environment, as the docker command does. Set False to ignore
+        them (for a hub that runs next to another engine).""",
     )
 
     # -- names ----------------------------------------------------------------
-    prefix = Unicode("jupyter", config=True, help="Prefix of container names.")
+    prefix = Unicode(
+        "jupyter",
+        config=True,
+        help="""Prefix of container names, the {prefix} of name_template: 'jupyter' names Alice's server
+        'jupyter-alice'. Give hubs that share an engine different prefixes.""",
+    )
     name_template = Unicode(
         config=True,
-        help="""Name of the container, a format string with {prefix}, {username},
-        {safe_username}, {raw_username}, {servername}, {raw_servername}, {imagename}.""",
+        help="""Name of the container, a format string with {prefix}, {username}, {safe_username},
+        {raw_username}, {servername}, {raw_servername} and {imagename}. The default is
+        '{prefix}-{username}' ('{prefix}-{username}--{servername}' for named servers); changing it
+        gives existing servers new containers.""",
     )
 
     @default("name_template")
@@ -105,9 +128,10 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
     escape = AnyTrait(
         "escape",
         config=True,
-        help="""How to escape names: 'escape' (default, the established scheme),
-        'legacy' (dockerspawner < 12), 'safe' (readable DNS labels, for new deployments)
-        or a callable str -> str.""",
+        help="""How to escape user and server names in container and volume names: 'escape' (the default,
+        the established scheme), 'legacy' (dockerspawner < 12), 'safe' (readable DNS labels, for new
+        deployments) or a callable str -> str. Changing it renames existing users' containers and
+        volumes.""",
     )
 
     @validate("escape")
@@ -118,34 +142,64 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
     # -- volumes and networking ----------------------------------------------
     volumes = Dict(
         config=True,
-        help="""Map of host path or volume name to container path, or to a dict with
-        'bind', 'mode' ('rw', 'ro', 'z', 'Z') and 'propagation'. Both may use {username}...""",
+        help="""Volumes and host directories to mount in every server: a map of volume name (created on
+        first use) or host path (starting with '/') to the container path, or to a dict with 'bind',
+        'mode' ('rw', 'ro', 'z', 'Z') and 'propagation'. Both sides are templates, e.g.
+        {'jupyterhub-user-{username}': '/home/jovyan/work'}.""",
     )
-    read_only_volumes = Dict(config=True, help="Like volumes, mounted read-only.")
+    read_only_volumes = Dict(
+        config=True,
+        help="""Volumes and host directories to mount read-only, in the form of volumes (a map of volume
+        name or host path to container path), e.g. {'/srv/datasets': '/home/jovyan/datasets'}.""",
+    )
     mounts = List(
         Dict(),
         config=True,
-        help="Mounts in docker.types.Mount keywords (target, source, type, read_only, ...); templated.",
+        help="""Extra mounts as docker-py Mount keywords (target, source, type, read_only, ...), e.g.
+        [{'type': 'tmpfs', 'target': '/tmp'}]. Source and target are templated like volumes.""",
     )
     format_volume_name = AnyTrait(
-        config=True, help="Callable (template, spawner) -> str used to render volume names and paths."
+        config=True,
+        help="""A callable (template, spawner) -> str that fills in the templates of volumes and
+        read_only_volumes. The default fills in the spawner's template keys, {username} escaped;
+        dockerspawner.volumenamingstrategy has 14's choices.""",
     )
 
     @default("format_volume_name")
     def _default_format_volume_name(self) -> Callable:
         return _default_format_volume_name
 
-    network_name = Unicode("bridge", config=True, help="The network the container joins.")
+    network_name = Unicode(
+        "bridge",
+        config=True,
+        help="""The network the container joins: 'bridge' (the default; the server is reached through a
+        published port), 'host', or a network you created (docker network create NAME), on which the
+        server is reached at its IP.""",
+    )
     use_internal_ip = Bool(
-        config=True, help="Reach the server at its container IP instead of a published host port."
+        config=True,
+        help="""Reach the server at its container IP on network_name instead of a published host port; the
+        hub must be able to reach that IP. True by default for user-defined networks, False for
+        'bridge' and 'host'.""",
     )
 
     @default("use_internal_ip")
     def _default_use_internal_ip(self) -> bool:
         return self.network_name not in {"bridge", "host"}
 
-    use_internal_hostname = Bool(False, config=True, help="Reach the server by its container hostname.")
-    host_ip = Unicode(config=True, help="The host address the server's port is published on.")
+    use_internal_hostname = Bool(
+        False,
+        config=True,
+        help="""Reach the server by its container host name (its container name) instead of an address; the
+        hub must be on a network whose DNS resolves it. On by default with internal SSL, whose
+        certificates name the host.""",
+    )
+    host_ip = Unicode(
+        config=True,
+        help="""The host address the server's port is published on, where the hub reaches it: 127.0.0.1 by
+        default, or the engine's host when DOCKER_HOST is tcp://HOST:PORT. Set it to an address of
+        the engine's host that the hub can reach.""",
+    )
 
     @default("host_ip")
     def _default_host_ip(self) -> str:
@@ -154,7 +208,11 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
             return urlparse(docker_host).hostname or "127.0.0.1"
         return "127.0.0.1"
 
-    links = Dict(config=True, help="Legacy container links: {name: alias}.")
+    links = Dict(
+        config=True,
+        help="""Legacy Docker links added to every server's container, {container name: alias}. Prefer a
+        user-defined network (network_name), on which containers reach each other by name.""",
+    )
 
     @default("port")
     def _default_port(self) -> int:
@@ -169,15 +227,25 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         [CallableTrait(), Dict()],
         default_value={},
         config=True,
-        help="Extra create_container keywords, or a callable (spawner) -> dict (may be async). Deep-merged.",
+        help="""Extra keyword arguments for docker-py's create_container (e.g. {'user': 'root'}),
+        deep-merged into what the spawner builds, or a callable (spawner) -> dict, which may be
+        async. Strings are templated ({username}, ...).""",
     )
     extra_host_config = Union(
         [CallableTrait(), Dict()],
         default_value={},
         config=True,
-        help="Extra create_host_config keywords, or a callable (spawner) -> dict (may be async). Deep-merged.",
+        help="""Extra keyword arguments for docker-py's create_host_config (e.g. {'shm_size': '1G'}, or
+        device_requests for GPUs), deep-merged into what the spawner builds, or a callable (spawner)
+        -> dict, which may be async. Strings are templated ({username}, ...).""",
     )
-    remove = Bool(False, config=True, help="Remove the container when the server stops.")
+    remove = Bool(
+        False,
+        config=True,
+        help="""Remove the container when the server stops, so that every start gets a fresh one from the
+        current config. Off: a stopped container is started again while its spec is unchanged. Keep
+        data that must last in volumes either way.""",
+    )
     post_start_cmd = Union(
         [Unicode(), List(Unicode()), Bool()],
         default_value=False,

@@ -44,7 +44,9 @@ class ImageChoice(HasTraits):
     image = Unicode(
         f"quay.io/jupyterhub/singleuser:{_hub_version}",
         config=True,
-        help="The image to use for single-user servers (must run jupyterhub-singleuser).",
+        help="""The image every server runs unless the user chooses one of allowed_images. It must provide
+        jupyterhub-singleuser of the hub's major version; the default is
+        quay.io/jupyterhub/singleuser at the hub's major.minor version.""",
     )
     allowed_images = Union(
         [Unicode(), List(Unicode()), Dict(), CallableTrait()],
@@ -59,8 +61,9 @@ class ImageChoice(HasTraits):
         ["always", "ifnotpresent", "never", "skip"],
         default_value="ifnotpresent",
         config=True,
-        help="""When to pull the image: 'ifnotpresent' (default), 'always', 'never' (fail if
-        missing) or 'skip' (do not check; the engine fails at create if missing).""",
+        help="""When to pull the image before a start: 'ifnotpresent' (the default), 'always' (picks up a
+        moved tag), 'never' (a missing image fails the start) or 'skip' (do not check; the engine
+        fails at create if it is missing).""",
     )
 
     refuse_unknown_user_options = Bool(

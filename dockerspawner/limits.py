@@ -24,14 +24,17 @@ class CallableLimits(HasTraits):
         default_value=None,
         allow_none=True,
         config=True,
-        help="Memory limit (e.g. '2G'), or a callable (spawner) -> limit evaluated at every start.",
+        help="""The memory a server may use, in bytes or with a K, M, G or T suffix (e.g. '2G'), or a
+        callable (spawner) -> limit evaluated at every start. None (the default): no limit. A server
+        that exceeds it is killed.""",
     )
     cpu_limit = Union(
         [CallableTrait(), Float()],
         default_value=None,
         allow_none=True,
         config=True,
-        help="CPU limit in cores, or a callable (spawner) -> limit evaluated at every start.",
+        help="""The number of CPU cores a server may use (e.g. 1.5), or a callable (spawner) -> number
+        evaluated at every start. None (the default): no limit.""",
     )
 
     # -- limits evaluated per start ------------------------------------------------

@@ -92,16 +92,22 @@ class SwarmSpawner(DockerSpawner):
         [CallableTrait(), Dict()],
         default_value={},
         config=True,
-        help="""Extra create_service keywords (name, labels, task_template, mode, networks,
-        endpoint_spec, update_config, rollback_config), or a callable (spawner) -> dict.""",
+        help="""Extra keyword arguments for docker-py's create_service (name, labels, task_template, mode,
+        networks, endpoint_spec, update_config, rollback_config), or a callable (spawner) -> dict,
+        which may be async. Prefer the extra_*_spec settings for the parts of the service.""",
     )
     volume_driver = Unicode(
         "",
         config=True,
-        help="""Volume driver for the servers' volume mounts; it must work across nodes
-        for a server's volume to follow it to another node.""",
+        help="""Volume driver for the servers' named volumes; empty: the engine's default ('local'). A
+        server may run on another node at its next start, so use a driver whose volumes every node
+        sees (NFS, a CSI plugin).""",
     )
-    volume_driver_options = Dict(config=True, help="Options for volume_driver.")
+    volume_driver_options = Dict(
+        config=True,
+        help="""Driver options for the named volumes mounted with volume_driver, e.g. {'type': 'nfs', 'o':
+        'addr=10.0.0.1,rw', 'device': ':/export/home'}.""",
+    )
 
     @property
     def service_id(self) -> str:
