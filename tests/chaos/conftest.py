@@ -118,3 +118,23 @@ def make_spawner(engine: LabelledEngine, spawner_factory: SpawnerFactory) -> Any
         return spawner_factory(user, server_name, **{**defaults, **traits})
 
     return make
+
+
+@pytest.fixture(scope="module")
+def registry_addr() -> Iterator[str]:
+    """The loopback test registry, else one of our own for the module."""
+    from .registry import OwnRegistry, loopback_registry
+
+    addr = loopback_registry()
+    if addr:
+        yield addr
+        return
+    own = OwnRegistry()
+    try:
+        addr = own.start()
+    except RuntimeError as e:
+        _unavailable(str(e))
+    try:
+        yield addr
+    finally:
+        own.stop()

@@ -171,3 +171,59 @@ async def test_ten_users_at_once_and_a_duplicate_start(engine, make_spawner):
     await asyncio.gather(*(stop_spawner(s) for s in spawners))
     for n in names:
         assert await gone_within(engine, n)
+
+
+async def test_start_cancelled_during_a_slow_pull(chaos_engine, engine, make_spawner, registry_addr):
+    from .registry import ThrottledProxy, delete_image
+    from .rig import HOST_ADDR, IMAGE
+
+    docker = chaos_engine.docker
+    proxy = ThrottledProxy(HOST_ADDR, registry_addr)
+    await proxy.start()
+    tag = user("pull")
+    ref = f"{proxy.addr}/{tag}/slow:1"
+    try:
+        # an image with a layer the engine does not have: 3 MB that do not compress
+        await asyncio.to_thread(docker, "run", "--name", tag, IMAGE, "sh", "-c", "head -c 3000000 /dev/urandom >/blob")
+        await asyncio.to_thread(docker, "commit", tag, ref)
+        await asyncio.to_thread(docker, "rm", tag)
+        await asyncio.to_thread(docker, "push", ref, timeout=60)
+        await asyncio.to_thread(docker, "rmi", ref)
+
+        proxy.rate, proxy.sent = 100_000, 0
+        spawner = make_spawner(tag, image=ref, remove=True)
+        start = asyncio.ensure_future(start_spawner(spawner))
+        deadline = time.monotonic() + WAIT
+        while proxy.sent < 300_000:
+            assert not start.done(), f"the start ended before the slow pull was under way: {start}"
+            assert time.monotonic() < deadline, f"only {proxy.sent} bytes pulled in {WAIT}s"
+            await asyncio.sleep(0.05)
+        mid_pull = proxy.sent
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(start, WAIT)
+        assert mid_pull < 3_000_000, "the pull was over before the cancel"
+        assert await gone_within(engine, tag), "a cancelled start left a container"
+        assert await managed_objects(engine) == [] and not spawner.object_id
+
+        proxy.rate = None  # the next spawn works (and finishes the pull)
+        await asyncio.wait_for(start_spawner(spawner), 40)
+        assert await spawner.poll() is None and len(await owned(engine, tag)) == 1
+        await stop_spawner(spawner)
+        assert await gone_within(engine, tag)
+        print(f"cancelled after {mid_pull} bytes of the throttled pull; {proxy.sent} bytes in all")
+    finally:
+        await asyncio.to_thread(docker, "rm", "-f", tag, check=False)
+        await asyncio.to_thread(docker, "rmi", ref, check=False)
+        await proxy.close()
+        deleted = await asyncio.to_thread(delete_image, registry_addr, f"{tag}/slow", "1")
+        assert deleted, f"could not delete {tag}/slow:1 from the registry at {registry_addr}"
+
+
+def test_nothing_left_with_the_project_labels(chaos_engine):
+    """Last in the module: every scenario above left nothing labelled by the
+    project on the engine (each test's leftovers were counted after it)."""
+    assert LEAKS == {}, f"left behind with the project's labels: {LEAKS}"
+    out = chaos_engine.docker("ps", "-a", "-q", "--filter", f"label={naming.LABEL_MANAGED}={naming.MANAGED_BY}")
+    volumes = chaos_engine.docker("volume", "ls", "-q", "--filter", f"label={naming.LABEL_MANAGED}")
+    assert out.stdout.split() == [] and volumes.stdout.split() == []
