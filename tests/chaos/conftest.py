@@ -114,6 +114,8 @@ def make_spawner(engine: LabelledEngine, spawner_factory: SpawnerFactory) -> Any
         defaults = {
             "engine": engine, "image": IMAGE, "cmd": HTTPD_CMD, "host_ip": ENGINE_ADDR, "prefix": "cx",
             "start_timeout": 30, "http_timeout": 15, "pull_policy": "ifnotpresent",
+            # httpd as PID 1 ignores SIGTERM: an init passes it on, so a stop takes no 10 s grace
+            "extra_host_config": {"init": True},
         }
         return spawner_factory(user, server_name, **{**defaults, **traits})
 

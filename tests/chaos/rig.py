@@ -180,6 +180,8 @@ class ChaosEngine:
 
     def up(self) -> None:
         t0 = time.monotonic()
+        if self._our_pids() or Path(f"/run/netns/{NETNS}").exists() or ROOT.exists():
+            self.down()  # what an interrupted run left: start from nothing
         for tool in ("ip", "nsenter", "unshare", "dockerd", "docker"):
             if shutil.which(tool) is None:
                 raise RuntimeError(f"{tool} is not installed (the chaos engine needs iproute2, util-linux, docker.io)")
