@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dockerspawner import naming
+from fakedocker.kit.engines import RUN_ID
 from fakedocker.kit.spawners import start_spawner, stop_spawner
 
 from .conftest import LEAKS, WAIT, managed_objects
@@ -180,7 +181,8 @@ async def test_start_cancelled_during_a_slow_pull(chaos_engine, engine, make_spa
     proxy = ThrottledProxy(HOST_ADDR, registry_addr)
     await proxy.start()
     tag = user("pull")
-    ref = f"{proxy.addr}/{tag}/slow:1"
+    repo = f"cx-{RUN_ID}/{tag}"  # the registry may be shared: this run's own name
+    ref = f"{proxy.addr}/{repo}:1"
     try:
         # an image with a layer the engine does not have: 3 MB that do not compress
         await asyncio.to_thread(docker, "run", "--name", tag, IMAGE, "sh", "-c", "head -c 3000000 /dev/urandom >/blob")
@@ -215,8 +217,8 @@ async def test_start_cancelled_during_a_slow_pull(chaos_engine, engine, make_spa
         await asyncio.to_thread(docker, "rm", "-f", tag, check=False)
         await asyncio.to_thread(docker, "rmi", ref, check=False)
         await proxy.close()
-        deleted = await asyncio.to_thread(delete_image, registry_addr, f"{tag}/slow", "1")
-        assert deleted, f"could not delete {tag}/slow:1 from the registry at {registry_addr}"
+        deleted = await asyncio.to_thread(delete_image, registry_addr, repo, "1")
+    assert deleted, f"could not delete {repo}:1 from the registry at {registry_addr}"
 
 
 def test_nothing_left_with_the_project_labels(chaos_engine):
