@@ -57,3 +57,14 @@ async def test_a_cancelled_start_cancels_the_joined_one_and_unlocks(fake, make_s
             await asyncio.wait_for(task, 10)
     await asyncio.wait_for(sp.start(), 20)
     assert len(await owned(fake, "alice")) == 1
+
+
+async def test_a_name_conflict_without_a_visible_holder_is_retried_under_the_same_name(fake, make_spawner):
+    # what the real engine answers while another create of the name is still under way
+    from dockerspawner.engine import Conflict
+
+    fake.faults.fail("create_container", Conflict("name in use"), times=1)
+    sp = make_spawner("alice", image=IMAGE)
+    await asyncio.wait_for(sp.start(), 20)
+    (container,) = await owned(fake, "alice")
+    assert container["Names"] == [f"/{sp._established_name()}"], "took a derived name for no other owner"
