@@ -771,7 +771,44 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         self._attempt.phase = message
         self._progress.emit(PHASES[phase], message)
 
+    #: Starts in progress in this process, per engine and owner: (result, spawner).
+    _starts: dict[tuple[int, tuple[str, str]], tuple[asyncio.Future, "DockerSpawner"]] = {}
+
     async def start(self) -> tuple[str, int]:
+        """Start the server, once: a second ``start()`` of the same spawner while
+        the first runs joins it (the same address), and another spawner object
+        for the same server is refused, so one server never gets two objects.
+        """
+        key = (id(self.docker_engine), self._owner)
+        pending = DockerSpawner._starts.get(key)
+        if pending is not None and pending[0].get_loop() is asyncio.get_running_loop():
+            result, starter = pending
+            if starter is not self:
+                raise SpawnError(
+                    "Your server is already starting. Please wait for it.",
+                    f"a start of {self._log_name} is already in progress in another spawner object;"
+                    " refusing a second one (it would make a second container)",
+                )
+            self.log.info("A start of %s is already in progress: joining it", self._log_name)
+            return await asyncio.shield(result)
+        result = asyncio.get_running_loop().create_future()
+        DockerSpawner._starts[key] = (result, self)
+        try:
+            address = await self._start_attempt()
+        except BaseException as e:
+            if isinstance(e, asyncio.CancelledError):
+                result.cancel()
+            else:
+                result.set_exception(e)
+                result.exception()  # retrieved: a start nobody joined logs nothing more
+            raise
+        else:
+            result.set_result(address)
+            return address
+        finally:
+            DockerSpawner._starts.pop(key, None)
+
+    async def _start_attempt(self) -> tuple[str, int]:
         """Resolve the image, pull, find or create, start, and wait until the server answers.
 
         Goes through the object hooks (``pull_image``, ``get_object``,
@@ -957,7 +994,12 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
                 return cid
             except Conflict:
                 holder = await self._inspect(spec["name"])
-                if holder is not None and self._adoptable(holder):
+                if holder is None:
+                    # the name is taken by a container being created or removed
+                    # right now: look again rather than take another name
+                    await asyncio.sleep(0.25)
+                    continue
+                if self._adoptable(holder):
                     await self._remove_container(holder.id)
                     continue
                 distinct = naming.distinct_name(self._established_name(), naming.owner_key(*self._owner))
