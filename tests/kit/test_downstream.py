@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -95,10 +97,16 @@ def wheels(tmp_path_factory) -> list[Path]:
 
 
 _venvs: dict[str, Path] = {}
+_venv_locks = {column: threading.Lock() for column in COLUMNS}
 
 
 def make_venv(column: str, wheels: list[Path], root: Path) -> Path:
-    """A venv with this project and the example installed from wheels."""
+    """A venv with this project and the example installed from wheels (once a column)."""
+    with _venv_locks[column]:
+        return _make_venv(column, wheels, root)
+
+
+def _make_venv(column: str, wheels: list[Path], root: Path) -> Path:
     if column in _venvs:
         return _venvs[column]
     pins = COLUMNS[column]
@@ -126,9 +134,24 @@ def make_venv(column: str, wheels: list[Path], root: Path) -> Path:
     return venv
 
 
+@pytest.fixture(scope="module")
+def example_runs(wheels, tmp_path_factory):
+    """Every fake-engine case of the matrix, started at once, three at a time:
+    each is a subprocess that mostly waits on its hub and proxy, so running
+    them side by side takes a fraction of running them one after another."""
+    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="downstream-example")
+    runs: dict[tuple[str, str], Future] = {}
+    for case in CASES:
+        column, mode = case.values
+        where = tmp_path_factory.mktemp(f"example-{column}-{mode}")
+        runs[(column, mode)] = pool.submit(run_example, column, mode, [], wheels, tmp_path_factory, where)
+    yield runs
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.mark.parametrize("column, mode", CASES)
-def test_downstream_example_passes(column, mode, wheels, tmp_path_factory, tmp_path):
-    run_example(column, mode, [], wheels, tmp_path_factory, tmp_path)
+def test_downstream_example_passes(column, mode, example_runs):
+    example_runs[(column, mode)].result(timeout=900)
 
 
 @pytest.mark.real_engine
