@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import os
 import secrets
-import tarfile
 import time
 import urllib.request
 from typing import Any
 
 from .engines import RUN_ID, RUN_LABEL, is_fake
+from .oci_push import LAYER_BYTES, Uploads
 
 #: The registry image on a real engine (``FAKEDOCKER_REGISTRY_IMAGE`` overrides it).
 REGISTRY_IMAGE = os.environ.get("FAKEDOCKER_REGISTRY_IMAGE") or "local/registry:test"
+#: Label of the registry container; its value names the run.
+SERVER_LABEL = "org.jupyterhub.fakedocker.registry"
 #: Where a fake's registry "is": a reserved name, so nothing real answers it.
 FAKE_HOST = "registry.fakedocker.test:5000"
-#: The fresh layer a push adds: big enough that Docker reports byte progress.
-LAYER_BYTES = 1024 * 1024
-_LAYER_FILE = ".fakedocker-registry-layer"
 
 
 class FakeRegistry:
@@ -71,6 +69,7 @@ class RegistryServer:
         self.image = image
         self.host = ""
         self._container: Any = None
+        self._uploads = Uploads("")
 
     def start(self, timeout: float = 30) -> str:
         """Start the container and wait until ``/v2/`` answers; returns
@@ -93,15 +92,34 @@ class RegistryServer:
         finally:
             client.close()
         container = DockerContainer(self.image).with_name(f"fakedocker-registry-{RUN_ID}")
-        container.with_kwargs(labels={RUN_LABEL: RUN_ID}, network="bridge")
+        # not RUN_LABEL: a test's cleanup removes those, and this outlives tests
+        container.with_kwargs(labels={SERVER_LABEL: RUN_ID}, network="bridge")
         container.ports["5000/tcp"] = ("127.0.0.1", None)  # loopback only; testcontainers' default is 0.0.0.0
         self._container = container.start()
         wrapped = container.get_wrapped_container()
         wrapped.reload()
         port = wrapped.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"]
         self.host = f"127.0.0.1:{port}"
+        self._uploads = Uploads(self.host)
         _wait_for_registry(self.host, timeout, lambda: wrapped.logs(tail=20).decode(errors="replace"))
         return self.host
+
+    def push(self, source: str, ref: str) -> None:
+        """Publish local image ``source`` plus one fresh layer as ``ref``
+        (blocking: run it in a thread)."""
+        import docker
+        from docker.utils import parse_repository_tag
+
+        from .oci_push import push_image
+
+        repo, tag = parse_repository_tag(ref)
+        api = docker.from_env(timeout=120).api
+        try:
+            push_image(api, self._uploads, source, repo.split("/", 1)[1], tag or "latest")
+        except docker.errors.ImageNotFound:
+            raise RuntimeError(f"image {source[:200]} is not on the engine: nothing is pulled, tag or build it first") from None
+        finally:
+            api.close()
 
     def stop(self) -> None:
         if self._container is not None:
@@ -141,10 +159,10 @@ class RealRegistry:
         return ref
 
     async def push(self, source: str, name: str) -> str:
-        """Commit local image ``source`` plus one fresh layer as ``name``,
-        push it and remove the local copy; returns the ref to pull."""
+        """Publish local image ``source`` plus one fresh layer as ``name``;
+        returns the ref to pull (not present locally)."""
         ref = self.ref(name)
-        await asyncio.to_thread(_push_blocking, source, ref)
+        await asyncio.to_thread(self.server.push, source, ref)
         return ref
 
     def forget(self) -> None:
@@ -171,42 +189,6 @@ def _quietly(call: Any, *args: Any, **kwargs: Any) -> None:
         call(*args, **kwargs)
     except docker.errors.NotFound:
         pass
-
-
-def _push_blocking(source: str, ref: str) -> None:
-    import docker
-    from docker.utils import parse_repository_tag
-
-    repo, tag = parse_repository_tag(ref)
-    api = docker.from_env(timeout=120).api
-    try:
-        try:
-            cid = api.create_container(source, name=f"fakedocker-push-{RUN_ID}-{secrets.token_hex(4)}")["Id"]
-        except docker.errors.ImageNotFound:
-            raise RuntimeError(f"image {source[:200]} is not on the engine: nothing is pulled, tag or build it first") from None
-        try:
-            api.put_archive(cid, "/", _one_file_tar(_LAYER_FILE, secrets.token_bytes(LAYER_BYTES)))
-            api.commit(cid, repository=repo, tag=tag or "latest")
-        finally:
-            api.remove_container(cid, force=True)
-        try:
-            for event in api.push(repo, tag or "latest", stream=True, decode=True):
-                if isinstance(event, dict) and event.get("error"):
-                    raise RuntimeError(f"push of {ref} failed: {str(event['error'])[:300]}")
-        finally:
-            api.remove_image(ref, force=True)  # the pull must download it
-    finally:
-        api.close()
-
-
-def _one_file_tar(name: str, data: bytes) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def registry_for(engine: Any, server: Any = None) -> FakeRegistry | RealRegistry:
