@@ -77,8 +77,14 @@ class RegistryServer:
         import docker
 
         os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-        from testcontainers.core.config import testcontainers_config
-        from testcontainers.core.container import DockerContainer
+        try:
+            from testcontainers.core.config import testcontainers_config
+            from testcontainers.core.container import DockerContainer
+        except ImportError:
+            raise RuntimeError(
+                "fakedocker_registry on a real engine starts its registry with testcontainers: "
+                "pip install testcontainers"
+            ) from None
 
         testcontainers_config.ryuk_disabled = True  # the reaper is an image we would have to pull
         client = docker.from_env()
