@@ -40,11 +40,11 @@ async def test_registry_container_on_loopback_serves_pushed_images_and_leaves_no
     server = RegistryServer()
     server.start()
     client = docker.from_env()
+    registry = RealRegistry(server)
     try:
         (container,) = client.api.containers(filters={"label": f"{SERVER_LABEL}={RUN_ID}"})
         bindings = client.api.inspect_container(container["Id"])["HostConfig"]["PortBindings"]
         assert [b["HostIp"] for b in bindings["5000/tcp"]] == ["127.0.0.1"]
-        registry = RealRegistry(server)
         ref = await registry.push(real_test_image, "kit/pushed:1")
         assert ref.startswith("127.0.0.1:")
         with pytest.raises(NotFound):
@@ -60,6 +60,7 @@ async def test_registry_container_on_loopback_serves_pushed_images_and_leaves_no
         registry.forget()
         assert client.api.images(name=ref.rsplit(":", 1)[0]) == []
     finally:
+        registry.forget()
         server.stop()
         assert client.api.containers(all=True, filters={"label": f"{SERVER_LABEL}={RUN_ID}"}) == []
         client.close()
