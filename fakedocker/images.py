@@ -321,7 +321,11 @@ class Registry:
         files: dict[str, bytes] | None = None,
     ) -> str:
         """Make ``ref`` pullable; returns its manifest digest."""
-        image = build_image(config, layers, files)
+        return self.publish(ref, build_image(config, layers, files))
+
+    def publish(self, ref: str, image: Image) -> str:
+        """Make ``image`` pullable as ``ref`` (what a push does); returns its
+        manifest digest."""
         manifest = "sha256:" + hashlib.sha256(f"manifest:{image.id}".encode()).hexdigest()
         self.entries[normalize_ref(ref)] = RegistryEntry(image, manifest)
         return manifest

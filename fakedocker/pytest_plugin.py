@@ -9,7 +9,11 @@ protocol, registered through the ``pytest11`` entry point ``fakedocker``:
   user_options=None, config=None, spawner_class=DockerSpawner, **traits)``:
   a ``DockerSpawner`` on ``docker_engine`` (see ``fakedocker.kit.spawners``);
 - ``make_hub(engine=None, *, config=None, **spawner_traits)``: a started
-  JupyterHub on ``docker_engine`` and its REST client (``fakedocker.kit.hub``).
+  JupyterHub on ``docker_engine`` and its REST client (``fakedocker.kit.hub``);
+- ``fakedocker_registry``: a loopback registry ``docker_engine`` pulls from
+  (``await fakedocker_registry.push(image, "team/lab:1")`` -> a ref to pull,
+  ``fakedocker_registry.ref("team/gone:1")`` a missing one;
+  ``fakedocker.kit.registry``).
 
 The async fixtures are pytest-asyncio's, so they work in its strict, auto and
 unconfigured modes; in strict mode mark the tests that use them with
@@ -18,7 +22,7 @@ unconfigured modes; in strict mode mark the tests that use them with
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -28,6 +32,7 @@ from .kit.compat import async_fixture, keep_loop_scope_notice_from_failing
 if TYPE_CHECKING:
     from .engine import FakeDocker
     from .kit.hub import HubFactory
+    from .kit.registry import FakeRegistry, RealRegistry, RegistryServer
     from .kit.spawners import SpawnerFactory
 
 # The engine and the spawner are imported inside the fixtures: pytest loads
@@ -136,3 +141,35 @@ async def make_hub(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory)
         yield factory
     finally:
         await factory.close()
+
+
+@pytest.fixture
+def fakedocker_registry(request: pytest.FixtureRequest, docker_engine: Any) -> Iterator[FakeRegistry | RealRegistry]:
+    """A loopback registry that ``docker_engine`` pulls from: the fake's own
+    registry model on a fake; on a real engine a registry container started
+    through testcontainers (once per session, 127.0.0.1 only, its image
+    ``local/registry:test`` never pulled). ``await push(source, name)`` ->
+    a ref to pull (``source`` plus one fresh layer, absent locally);
+    ``ref(name)`` a ref that is not there. What the test pulled is removed
+    from the engine afterwards."""
+    from .kit.engines import is_fake
+    from .kit.registry import registry_for
+
+    server = None if is_fake(docker_engine) else request.getfixturevalue("fakedocker_registry_server")
+    registry = registry_for(docker_engine, server)
+    yield registry
+    registry.forget()
+
+
+@pytest.fixture(scope="session")
+def fakedocker_registry_server() -> Iterator[RegistryServer]:
+    """The real engine's registry container of ``fakedocker_registry``
+    (started on first use, removed at the end of the session)."""
+    from .kit.registry import RegistryServer
+
+    server = RegistryServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -126,7 +126,7 @@ def render() -> str:
     from fakedocker.engine import FakeDocker
     from fakedocker.faults import Faults
     from fakedocker.images import Registry
-    from fakedocker.kit import engines, hub, spawners
+    from fakedocker.kit import engines, hub, registry, spawners
     from fakedocker.recording import CallLog
     from fakedocker.swarm import Swarm
 
@@ -197,11 +197,17 @@ def render() -> str:
         ("SpawnFailed(message, events)", _doc(hub.SpawnFailed)),
     ]
     kit += [(_signature(f"hub.{n}", m), _doc(m)) for n, m in _public_methods(hub.HubClient)]
+    kit += [
+        (_signature(f"fakedocker_registry.{n}", m), _doc(m))
+        for n, m in _public_methods(registry.RealRegistry)
+        if n != "forget"
+    ]
     lines += _section(
         "Kit (`fakedocker.kit`)",
         kit,
         "`from fakedocker.kit import start_spawner, stop_spawner, user_message, ensure_image, SpawnFailed`. "
-        "`make_spawner` and `make_hub` are the fixtures; `hub` is what `await make_hub(...)` returns.",
+        "`make_spawner`, `make_hub` and `fakedocker_registry` are the fixtures; `hub` is what "
+        "`await make_hub(...)` returns; `fakedocker_registry.host` is the registry's `host:port`.",
     )
     return "\n".join(lines).rstrip() + "\n"
 

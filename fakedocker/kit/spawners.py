@@ -135,22 +135,48 @@ async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-async def start_spawner(spawner: Any) -> str:
+async def start_spawner(spawner: Any, *, progress: list[dict] | None = None) -> str:
     """Start ``spawner`` as ``User.spawn`` does, without a hub: the installed
     JupyterHub's group overrides and ``apply_user_options`` where it has them,
     then ``pre_spawn_hook``, then ``start()`` under ``start_timeout``. Returns
     the URL ``start()`` gave. Errors are the spawner's (``e.jupyterhub_message``
-    is what the user would see)."""
+    is what the user would see). With a list as ``progress``, the spawner's
+    progress stream is followed while it starts, as the hub's progress API
+    does, and its events are appended to it."""
     if hasattr(spawner, "apply_group_overrides"):
         await _maybe_await(spawner.apply_group_overrides())
     if hasattr(spawner, "_run_apply_user_options"):
         await _maybe_await(spawner._run_apply_user_options(spawner.user_options))
     await _maybe_await(spawner.run_pre_spawn_hook())
-    url = await asyncio.wait_for(_maybe_await(spawner.start()), timeout=spawner.start_timeout)
+    follower = None
+    if progress is not None:
+        follower = asyncio.ensure_future(_follow_progress(spawner, progress))
+        await asyncio.sleep(0)  # it opens the stream before start() emits its first event
+    try:
+        url = await asyncio.wait_for(_maybe_await(spawner.start()), timeout=spawner.start_timeout)
+    finally:
+        if follower is not None:
+            await _end_follower(follower)
+    if follower is not None and not follower.cancelled():
+        follower.result()  # a broken stream fails a start that worked
     if not isinstance(url, str):
         ip, port = url
         url = f"http://{ip}:{int(port)}"
     return url
+
+
+async def _follow_progress(spawner: Any, into: list[dict]) -> None:
+    async for event in spawner.progress():
+        into.append(event)
+
+
+async def _end_follower(follower: asyncio.Future, grace: float = 5) -> None:
+    """The stream ends when the start does; one that does not is cancelled
+    after ``grace`` seconds."""
+    await asyncio.wait([follower], timeout=grace)
+    if not follower.done():
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
 
 
 async def stop_spawner(spawner: Any, now: bool = False) -> None:

@@ -42,18 +42,3 @@ async def test_engine_error_reaches_the_user_as_a_message(make_spawner, fake_doc
         await start_spawner(spawner)
     assert info.value.jupyterhub_message  # for the user
     assert "disk full" in info.value.detail  # for the admin's log
-
-
-async def test_missing_image_is_pulled_from_the_registry(make_spawner, fake_docker):
-    fake_docker.registry.add("example.org/team/lab:2", config={"Cmd": ["start-notebook.py"]})
-    spawner = make_spawner("erin", **spawner_config("example.org/team/lab:2"))
-    await start_spawner(spawner)
-    assert fake_docker.calls.count("pull_image") == 1
-    await spawner.stop()
-
-
-async def test_unknown_image_tells_the_user_it_was_not_found(make_spawner, fake_docker):
-    spawner = make_spawner("fay", **spawner_config("example.org/team/gone:1"))
-    with pytest.raises(Exception) as info:
-        await start_spawner(spawner)
-    assert "example.org/team/gone:1 was not found" in user_message(info.value)
