@@ -9,13 +9,13 @@ from hubhooks import spawner_config
 pytestmark = pytest.mark.asyncio
 
 
-async def test_image_from_the_registry_is_pulled_with_progress(make_spawner, fakedocker_registry, image):
-    ref = await fakedocker_registry.push(image, "team/lab:2")
-    spawner = make_spawner("erin", **spawner_config(ref))
+async def test_image_from_the_registry_is_pulled_with_progress(make_spawner, fakedocker_registry, web_image):
+    ref = await fakedocker_registry.push(web_image, "team/web:2")
+    spawner = make_spawner("erin", **spawner_config(ref), cmd=["httpd", "-f", "-p", "8888"])
     events = []
     await start_spawner(spawner, progress=events)
     assert f"Pulling image {ref}: 100%" in [event["message"] for event in events]
-    await spawner.stop()
+    await spawner.stop(now=True)
 
 
 async def test_image_missing_from_the_registry_tells_the_user(make_spawner, fakedocker_registry):
