@@ -11,11 +11,10 @@ from jupyterhub.tests.utils import add_user, api_request, async_requests, public
 
 from dockerspawner import naming
 
+from .conftest import SINGLEUSER_IMAGE as IMAGE
 from .test_hub_fake import start_server, stop_server, wait_for_server
 
 pytestmark = pytest.mark.real_engine
-
-from .conftest import SINGLEUSER_IMAGE as IMAGE
 
 
 @pytest.mark.parametrize("server", ["", "lab"])
