@@ -107,7 +107,7 @@ async def hub_factory(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-async def real_hub(real_engine, hub_factory, test_labels):
+async def real_hub(real_engine, hub_factory, test_labels, unique_name):
     """``await real_hub(**spawner_config)``: a started hub on the real engine.
 
     Its containers carry the test labels, so the engine fixture removes them
@@ -123,8 +123,13 @@ async def real_hub(real_engine, hub_factory, test_labels):
     # Docker leaves the default bridge's Gateway unset: docker0 holds the first address
     gateway = ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
 
+    # runs sharing the engine (the hub matrix runs two at once) spawn the same
+    # users: container names of their own (one per test, kept across restarts)
+    prefix = unique_name("hub")
+
     async def make(**spawner_config):
         spawner_config.setdefault("extra_create_kwargs", {"labels": test_labels})
+        spawner_config.setdefault("prefix", prefix)
         spawner_config.setdefault("image", SINGLEUSER_IMAGE)
         spawner_config.setdefault("start_timeout", 90)
         spawner_config.setdefault("http_timeout", 60)
