@@ -55,10 +55,14 @@ async def hub_factory(tmp_path, monkeypatch):
     """Make (and finally stop) MockHubs sharing one database file, so a test can
     restart the hub and see what survives."""
     from jupyterhub.tests.mocking import MockHub
+    from jupyterhub.utils import random_port
 
     _ensure_proxy_on_path()
     monkeypatch.setenv("JUPYTERHUB_TEST_DB_URL", f"sqlite:///{tmp_path}/jupyterhub.sqlite")
     apps = []
+    # not the fixed 8081 and 8001: hubs of other runs (the hub matrix runs two
+    # at once) listen beside ours; kept across restarts, which servers outlive
+    hub_port, proxy_api_port = random_port(), random_port()
 
     async def make(
         engine, *, clean_db: bool = True, start: bool = True, hub_config: dict | None = None, **spawner_config
@@ -72,6 +76,8 @@ async def hub_factory(tmp_path, monkeypatch):
         cfg.JupyterHub.allow_named_servers = True
         # JupyterHub kills the proxy named in an existing pid file: keep ours private
         cfg.ConfigurableHTTPProxy.pid_file = str(tmp_path / f"proxy-{len(apps)}.pid")
+        cfg.JupyterHub.hub_port = hub_port
+        cfg.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
         cfg.DockerSpawner.engine = engine
         cfg.DockerSpawner.start_timeout = 30
         cfg.DockerSpawner.http_timeout = 30

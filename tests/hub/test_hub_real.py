@@ -57,7 +57,7 @@ async def test_real_server_answers_through_proxy(real_hub, real_engine, label_fi
 async def test_hub_spawns_its_own_versions_server(real_hub, real_engine, label_filters):
     """The spawn .ci/hub-matrix runs under each JupyterHub major: this hub, a
     server from the image built for its version, reached through the proxy."""
-    app = await real_hub()
+    app = await real_hub(remove=True)
     user = add_user(app.db, app, name="bob")
     r = await start_server(app, "bob")
     assert r.status_code in (201, 202), r.text
