@@ -32,7 +32,6 @@ import logging
 import os
 import secrets
 import socket
-import sys
 import tempfile
 import threading
 import time

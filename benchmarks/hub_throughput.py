@@ -178,7 +178,7 @@ def profile_summary(path: str, limit: int = 12) -> dict[str, Any]:
     functions by cumulative time."""
     stats = pstats.Stats(path)
     rows, by_package = [], {}
-    for (file, line, func), (cc, nc, tt, ct, _callers) in stats.stats.items():
+    for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
         pkg = _package(file if file != "~" else func)
         by_package[pkg] = by_package.get(pkg, 0.0) + tt
         rows.append({"where": f"{Path(file).name}:{line}({func})", "file": file, "calls": nc,

@@ -146,7 +146,7 @@ async def _run(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
         await engine.close()
         api.close()
 
-    for v, d in data.items():
+    for d in data.values():
         start_med, stop_med = h.median(d["start_s"]), h.median(d["stop_s"])
         d["start_median_s"] = start_med
         d["stop_median_s"] = stop_med

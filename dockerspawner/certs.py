@@ -67,7 +67,7 @@ class InternalSSL(HasTraits):
         engine = self.docker_engine
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w") as tar:
-            for key, path in paths.items():
+            for path in paths.values():
                 info = tar.gettarinfo(path, arcname=os.path.basename(path))
                 info.uid = info.gid = 0
                 info.uname = info.gname = "root"

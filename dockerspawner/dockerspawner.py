@@ -13,7 +13,8 @@ import os
 import sys
 import time
 import weakref
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
 from jupyterhub.spawner import Spawner
@@ -48,7 +49,7 @@ from .views import ContainerView
 __all__ = ["CERTS_DIR", "DockerSpawner", "SpawnError"]
 
 
-def _default_format_volume_name(template: str, spawner: "DockerSpawner") -> str:
+def _default_format_volume_name(template: str, spawner: DockerSpawner) -> str:
     return template.format(**spawner.template_namespace())
 
 
@@ -287,7 +288,7 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         several hubs share an engine and a prefix.""",
     )
 
-    _orphan_sweeps: "weakref.WeakSet" = weakref.WeakSet()
+    _orphan_sweeps: weakref.WeakSet = weakref.WeakSet()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -1221,7 +1222,7 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
             return await watcher.reap(view)
         return view.exit_status()
 
-_api_calls: "weakref.WeakKeyDictionary[DockerEngine, APIClientCalls]" = weakref.WeakKeyDictionary()
+_api_calls: weakref.WeakKeyDictionary[DockerEngine, APIClientCalls] = weakref.WeakKeyDictionary()
 
 
 def _loop_running() -> bool:

@@ -112,7 +112,7 @@ class ExitWatcher:
                 await stream.aclose()
 
 
-_watchers: "weakref.WeakKeyDictionary[DockerEngine, ExitWatcher]" = weakref.WeakKeyDictionary()
+_watchers: weakref.WeakKeyDictionary[DockerEngine, ExitWatcher] = weakref.WeakKeyDictionary()
 
 
 async def close_watchers(engine: DockerEngine | None = None) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 import inspect
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 import jupyterhub
 from jupyterhub.spawner import Spawner

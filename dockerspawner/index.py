@@ -228,7 +228,7 @@ class ContainerIndex:
             await asyncio.gather(reader, return_exceptions=True)
 
 
-_indexes: "weakref.WeakKeyDictionary[DockerEngine, ContainerIndex]" = weakref.WeakKeyDictionary()
+_indexes: weakref.WeakKeyDictionary[DockerEngine, ContainerIndex] = weakref.WeakKeyDictionary()
 
 
 def index_for(engine: DockerEngine) -> ContainerIndex:

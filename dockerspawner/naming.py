@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 import string
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import escapism
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.traitlets import Callable as CallableTrait

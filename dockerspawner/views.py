@@ -8,7 +8,8 @@ reads them through these views, so a shape difference is handled once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from . import naming
 
@@ -54,7 +55,7 @@ class ContainerView(_Owned):
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
-    def of(cls, info: Mapping[str, Any]) -> "ContainerView":
+    def of(cls, info: Mapping[str, Any]) -> ContainerView:
         config = _dict(info.get("Config"))
         state = _dict(info.get("State"))
         net = _dict(info.get("NetworkSettings"))
@@ -131,7 +132,7 @@ class TaskView:
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
-    def of(cls, task: Mapping[str, Any]) -> "TaskView":
+    def of(cls, task: Mapping[str, Any]) -> TaskView:
         status = _dict(task.get("Status"))
         container = _dict(status.get("ContainerStatus"))
         code = container.get("ExitCode")
@@ -194,7 +195,7 @@ class ServiceView(_Owned):
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
-    def of(cls, info: Mapping[str, Any]) -> "ServiceView":
+    def of(cls, info: Mapping[str, Any]) -> ServiceView:
         spec = _dict(info.get("Spec"))
         ports = _dict(info.get("Endpoint")).get("Ports") or _dict(spec.get("EndpointSpec")).get("Ports") or []
         published = {

@@ -175,7 +175,7 @@ def _label_matches(labels: dict[str, str], wanted: str) -> bool:
 
 def image_id_for(config: dict[str, Any], layers: list[Layer]) -> str:
     """Same config and layers give the same id, as content addressing does."""
-    blob = json.dumps({"config": config, "layers": [l.digest for l in layers]}, sort_keys=True)
+    blob = json.dumps({"config": config, "layers": [layer.digest for layer in layers]}, sort_keys=True)
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
 

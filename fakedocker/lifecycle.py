@@ -153,7 +153,7 @@ class ContainerAPI:
         else:
             full = "/" + self._random_name()
         host_config = fill_host_config(body.get("HostConfig"))
-        refused = create_error(host_config) or env_error((body.get("Env") or []))
+        refused = create_error(host_config) or env_error(body.get("Env") or [])
         if refused:
             raise EngineError(refused, 400)
         fs = ContainerFS(image.files, image.dirs, image.meta, read_only=bool(host_config.get("ReadonlyRootfs")))

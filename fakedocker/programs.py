@@ -15,7 +15,7 @@ import posixpath
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .fs import ContainerFS, Meta, norm

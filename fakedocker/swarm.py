@@ -19,7 +19,8 @@ import asyncio
 import copy
 import fnmatch
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
 
 from dockerspawner.engine.protocol import Conflict, EngineError, NotFound, classify_500
 

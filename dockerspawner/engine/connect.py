@@ -11,11 +11,12 @@ import asyncio
 import importlib
 import json
 import weakref
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .protocol import DockerEngine
 
-_cache: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, DockerEngine]]" = (
+_cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, DockerEngine]] = (
     weakref.WeakKeyDictionary()
 )
 

@@ -8,7 +8,8 @@ the whole story).
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Generic, TypeVar
+from typing import Generic, TypeVar
+from collections.abc import AsyncIterator
 
 from .protocol import EngineError
 

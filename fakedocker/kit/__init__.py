@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from fakedocker import lazy_exports
 
 if TYPE_CHECKING:
-    from .engines import ensure_image, is_fake
-    from .hub import HubClient, HubFactory, SpawnFailed
-    from .spawners import SpawnerFactory, start_spawner, stop_spawner, user_message
+    from .engines import ensure_image, is_fake  # noqa: F401 (lazy exports, for type checkers)
+    from .hub import HubClient, HubFactory, SpawnFailed  # noqa: F401 (lazy exports, for type checkers)
+    from .spawners import SpawnerFactory, start_spawner, stop_spawner, user_message  # noqa: F401 (lazy exports, for type checkers)
 
 _EXPORTS = {
     "ensure_image": ".engines",

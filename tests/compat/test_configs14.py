@@ -6,13 +6,11 @@ and on the real engine.
 
 from __future__ import annotations
 
-import asyncio
-import time
 
 import pytest
 from tornado import web
 
-from dockerspawner import DockerSpawner, naming
+from dockerspawner import naming
 
 from contract.helpers import HTTPD_CMD, eventually
 
@@ -191,7 +189,7 @@ async def test_docker_unknown_method_names_itself(spawner_factory, engine):
     with pytest.raises(NotImplementedError, match="'attach_socket'.*supports.*inspect_container"):
         await spawner.docker("attach_socket", "x")
     with pytest.raises(AttributeError, match="engine='docker'"):
-        spawner.client
+        _ = spawner.client
 
 
 # -- bad input at the edges: a clear 4xx, nothing created ----------------------------------

@@ -55,10 +55,14 @@ async def hub_factory(tmp_path, monkeypatch):
     """Make (and finally stop) MockHubs sharing one database file, so a test can
     restart the hub and see what survives."""
     from jupyterhub.tests.mocking import MockHub
+    from jupyterhub.utils import random_port
 
     _ensure_proxy_on_path()
     monkeypatch.setenv("JUPYTERHUB_TEST_DB_URL", f"sqlite:///{tmp_path}/jupyterhub.sqlite")
     apps = []
+    # not the fixed 8081 and 8001: hubs of other runs (the hub matrix runs two
+    # at once) listen beside ours; kept across restarts, which servers outlive
+    hub_port, proxy_api_port = random_port(), random_port()
 
     async def make(
         engine, *, clean_db: bool = True, start: bool = True, hub_config: dict | None = None, **spawner_config
@@ -72,6 +76,8 @@ async def hub_factory(tmp_path, monkeypatch):
         cfg.JupyterHub.allow_named_servers = True
         # JupyterHub kills the proxy named in an existing pid file: keep ours private
         cfg.ConfigurableHTTPProxy.pid_file = str(tmp_path / f"proxy-{len(apps)}.pid")
+        cfg.JupyterHub.hub_port = hub_port
+        cfg.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
         cfg.DockerSpawner.engine = engine
         cfg.DockerSpawner.start_timeout = 30
         cfg.DockerSpawner.http_timeout = 30
@@ -107,7 +113,7 @@ async def hub_factory(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-async def real_hub(real_engine, hub_factory, test_labels):
+async def real_hub(real_engine, hub_factory, test_labels, unique_name):
     """``await real_hub(**spawner_config)``: a started hub on the real engine.
 
     Its containers carry the test labels, so the engine fixture removes them
@@ -123,8 +129,13 @@ async def real_hub(real_engine, hub_factory, test_labels):
     # Docker leaves the default bridge's Gateway unset: docker0 holds the first address
     gateway = ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
 
+    # runs sharing the engine (the hub matrix runs two at once) spawn the same
+    # users: container names of their own (one per test, kept across restarts)
+    prefix = unique_name("hub")
+
     async def make(**spawner_config):
         spawner_config.setdefault("extra_create_kwargs", {"labels": test_labels})
+        spawner_config.setdefault("prefix", prefix)
         spawner_config.setdefault("image", SINGLEUSER_IMAGE)
         spawner_config.setdefault("start_timeout", 90)
         spawner_config.setdefault("http_timeout", 60)

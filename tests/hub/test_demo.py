@@ -187,7 +187,7 @@ def test_demo_user_logs_in_and_gets_jupyterlab(demo_hub):
             break
         except requests.RequestException:
             if time.monotonic() > deadline:
-                raise AssertionError("demo hub did not come up:\n" + log.read_text()[-3000:])
+                raise AssertionError("demo hub did not come up:\n" + log.read_text()[-3000:]) from None
             time.sleep(0.3)
     r = s.post(f"{base}/hub/login", data={"username": "demo", "password": "any", "_xsrf": s.cookies["_xsrf"]})
     r.raise_for_status()

@@ -6,16 +6,17 @@ The image is the one `.ci/setup` builds locally for the installed JupyterHub
 
 from __future__ import annotations
 
+import jupyterhub
 import pytest
 from jupyterhub.tests.utils import add_user, api_request, async_requests, public_url
 
 from dockerspawner import naming
 
+from .conftest import JUPYTERHUB_VERSION
+from .conftest import SINGLEUSER_IMAGE as IMAGE
 from .test_hub_fake import start_server, stop_server, wait_for_server
 
 pytestmark = pytest.mark.real_engine
-
-from .conftest import SINGLEUSER_IMAGE as IMAGE
 
 
 @pytest.mark.parametrize("server", ["", "lab"])
@@ -50,3 +51,34 @@ async def test_real_server_answers_through_proxy(real_hub, real_engine, label_fi
         assert [c["State"] for c in left] == ["exited"]
     r = await api_request(app, "users", "alice")
     assert r.json()["servers"].get(server) is None
+
+
+@pytest.mark.hub_matrix
+async def test_hub_spawns_its_own_versions_server(real_hub, real_engine, label_filters):
+    """The spawn .ci/hub-matrix runs under each JupyterHub major: this hub, a
+    server from the image built for its version, reached through the proxy."""
+    app = await real_hub(remove=True)
+    user = add_user(app.db, app, name="bob")
+    r = await start_server(app, "bob")
+    assert r.status_code in (201, 202), r.text
+    await wait_for_server(app, "bob", timeout=90)
+    r = await async_requests.get(
+        public_url(app, path="user/bob/api/status"), headers={"Authorization": f"token {user.new_api_token()}"}
+    )
+    assert r.status_code == 200, r.text
+
+    filters = {"label": [f"{naming.LABEL_USER}=bob", *label_filters]}
+    (container,) = await real_engine.list_containers(all=True, filters=filters)
+    assert container["Image"] == IMAGE
+    result = await real_engine.exec_run(
+        container["Id"], ["python", "-c", "import jupyterhub; print(jupyterhub.__version__)"]
+    )
+    assert result.exit_code == 0, result.stderr.decode(errors="replace")[-500:]
+    server_version = result.stdout.decode().strip()
+    assert tuple(int(p) for p in server_version.split(".")[:2]) == JUPYTERHUB_VERSION, (
+        f"{IMAGE} runs JupyterHub {server_version}, the hub is {jupyterhub.__version__}: "
+        f"rebuild it (JUPYTERHUB_VERSION={jupyterhub.__version__} bash .ci/build-singleuser-image)"
+    )
+
+    await stop_server(app, "bob")
+    assert await real_engine.list_containers(all=True, filters=filters) == []

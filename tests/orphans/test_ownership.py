@@ -104,7 +104,7 @@ async def test_only_containers_of_missing_owners_are_orphans(engine, test_image,
     assert {o.name for o in found} == gone
     by_name = {o.name: o for o in found}
     line = by_name[f"{ev_prefix}-carol--x"].describe(time.time())
-    assert f"user='carol' server='x'" in line and "age " in line and "created" in line
+    assert "user='carol' server='x'" in line and "age " in line and "created" in line
 
     assert await orphans.find_orphans(engine, owners, prefix=ev_prefix, created_before=0) == [], (
         "containers created after the sweep started must be spared"

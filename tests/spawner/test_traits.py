@@ -1203,6 +1203,6 @@ async def test_engine_object_injection(make_spawner, fake_docker_factory):
 async def test_unknown_engine_names_the_choices(make_spawner):
     sp = make_spawner("alice", engine="containerd-nope")
     with pytest.raises(ValueError) as excinfo:
-        sp.docker_engine
+        _ = sp.docker_engine
     text = str(excinfo.value)
     assert "containerd-nope" in text and "docker" in text and "fake" in text

@@ -14,7 +14,6 @@ import signal
 import time
 import urllib.request
 import uuid
-from typing import Any
 
 import pytest
 

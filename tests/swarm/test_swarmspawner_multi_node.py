@@ -16,7 +16,8 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 

@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import pull_isolation, spawn_throughput
-from benchmarks._harness import RUN_LABEL
-from dockerspawner.engine import NotFound
+from benchmarks import pull_isolation, spawn_throughput  # noqa: E402
+from benchmarks._harness import RUN_LABEL  # noqa: E402
+from dockerspawner.engine import NotFound  # noqa: E402
 
 pytestmark = pytest.mark.real_engine
 
