@@ -773,7 +773,7 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         self._progress.emit(PHASES[phase], message)
 
     #: Starts in progress in this process, per engine and owner: (result, spawner).
-    _starts: dict[tuple[int, tuple[str, str]], tuple[asyncio.Future, "DockerSpawner"]] = {}
+    _starts: dict[tuple[int, tuple[str, str]], tuple[asyncio.Future, DockerSpawner]] = {}
 
     async def start(self) -> tuple[str, int]:
         """Start the server, once: a second ``start()`` of the same spawner while

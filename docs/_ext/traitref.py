@@ -17,7 +17,8 @@ import inspect
 import os
 import textwrap
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from docutils import nodes
 from sphinx.application import Sphinx
