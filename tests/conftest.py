@@ -82,10 +82,17 @@ NOT_ON_PODMAN = frozenset({"swarm", "docker_only"})
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep, drop = [], []
+    once: set[str] = set()
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         on_podman = "podman" in (params.get("engine"), params.get("real_engine"))
-        (drop if on_podman and NOT_ON_PODMAN & set(item.fixturenames) else keep).append(item)
+        repeat = item.get_closest_marker("podman_once") is not None and item.originalname in once
+        if on_podman and (repeat or NOT_ON_PODMAN & set(item.fixturenames)):
+            drop.append(item)
+            continue
+        if on_podman and item.get_closest_marker("podman_once") is not None:
+            once.add(item.originalname)
+        keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.real_engine
 from .conftest import SINGLEUSER_IMAGE as IMAGE
 
 
+@pytest.mark.podman_once
 @pytest.mark.parametrize("server", ["", "lab"])
 @pytest.mark.parametrize("remove", [True, False])
 async def test_real_server_answers_through_proxy(real_hub, real_engine, label_filters, server, remove):
