@@ -599,6 +599,11 @@ class DockerPyEngine:
         state: dict[str, Any] = {"stream": None, "closed": False}
         since_arg = None if since is None else f"{since:.9f}"
         wanted = label_items(filters)
+        # Podman 4.3 matches `event` against its own names ("died", not "die"),
+        # so a `die` filter finds nothing there: filter actions here instead
+        actions = _event_actions(filters)
+        if actions:
+            filters = {k: v for k, v in (filters or {}).items() if k != "event"}
 
         def read() -> None:
             try:
@@ -631,6 +636,8 @@ class DockerPyEngine:
                 kind, item = await queue.get()
                 if kind == "event":
                     if wanted and not _event_has_labels(item, wanted):
+                        continue
+                    if actions and str(item.get("Action") or item.get("status") or "").split(":", 1)[0] not in actions:
                         continue
                     yield item
                 elif kind == "error":
@@ -674,3 +681,11 @@ def _event_has_labels(event: dict, wanted: list[str]) -> bool:
     if event.get("Type") != "container":
         return True
     return labels_match((event.get("Actor") or {}).get("Attributes"), wanted)
+
+
+def _event_actions(filters: dict[str, Any] | None) -> set[str]:
+    """The ``event`` filter's names (``exec_start: sh`` counts as ``exec_start``,
+    as dockerd matches it)."""
+    value = (filters or {}).get("event")
+    items = value if isinstance(value, list) else [value] if value else []
+    return {str(i) for i in items}
