@@ -68,8 +68,9 @@ class PullProgress:
                 done += size if layer in self.finished else current
             # done == total can still give 99.999...: a finished pull must read 100
             raw = 100 if done >= total else int(100 * done / total)
-        elif self.layers and self.finished >= set(self.layers):
-            raw = 100
+        elif self.layers:
+            # no sizes at all (Podman sends none): finished layers over layers
+            raw = 100 * len(self.finished & set(self.layers)) // len(self.layers)
         else:
             raw = 0
         self._high = max(self._high, min(raw, 100))

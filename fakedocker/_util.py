@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from dockerspawner.engine.labels import labels_match  # noqa: F401 - shared with the fake's filters
+
 #: What the engine prints for a time that never happened.
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -136,19 +138,6 @@ def normalize_filters(filters: dict[str, Any] | None) -> dict[str, list[str]]:
         items = value if isinstance(value, list) else [value]
         out[key] = [item if isinstance(item, str) else str(item) for item in items]
     return out
-
-
-def labels_match(labels: dict[str, str] | None, wanted: list[str]) -> bool:
-    """All of ``key`` / ``key=value`` must hold, as the engine's label filter."""
-    labels = labels or {}
-    for item in wanted:
-        if "=" in item:
-            k, v = item.split("=", 1)
-            if labels.get(k) != v:
-                return False
-        elif item not in labels:
-            return False
-    return True
 
 
 def env_list(env: dict[str, str] | list[str] | None) -> list[str]:

@@ -24,6 +24,7 @@ from docker import errors as docker_errors
 from docker.utils import parse_repository_tag
 
 from . import wire
+from .labels import label_items, labels_match
 from .replay import Replay
 from .protocol import (
     Conflict,
@@ -485,7 +486,9 @@ class DockerPyEngine:
 
     async def list_volumes(self, filters: dict[str, Any] | None = None) -> list[dict]:
         result = await self._call("volumes", filters=filters)
-        return list((result or {}).get("Volumes") or [])
+        volumes = list((result or {}).get("Volumes") or [])
+        wanted = label_items(filters)
+        return [v for v in volumes if labels_match(v.get("Labels"), wanted)] if wanted else volumes
 
     async def remove_volume(self, name: str, force: bool = False) -> None:
         await self._call("remove_volume", name, force=force)
@@ -595,6 +598,12 @@ class DockerPyEngine:
         lock = threading.Lock()
         state: dict[str, Any] = {"stream": None, "closed": False}
         since_arg = None if since is None else f"{since:.9f}"
+        wanted = label_items(filters)
+        # Podman 4.3 matches `event` against its own names ("died", not "die"),
+        # so a `die` filter finds nothing there: filter actions here instead
+        actions = _event_actions(filters)
+        if actions:
+            filters = {k: v for k, v in (filters or {}).items() if k != "event"}
 
         def read() -> None:
             try:
@@ -626,6 +635,10 @@ class DockerPyEngine:
             while True:
                 kind, item = await queue.get()
                 if kind == "event":
+                    if wanted and not _event_has_labels(item, wanted):
+                        continue
+                    if actions and str(item.get("Action") or item.get("status") or "").split(":", 1)[0] not in actions:
+                        continue
                     yield item
                 elif kind == "error":
                     raise map_error(item, self._base_url) from item
@@ -660,3 +673,19 @@ def _close_stream(stream: Any) -> None:
         stream.close()
     except Exception as e:  # noqa: BLE001 - already closed or half gone
         log.debug("closing an event stream: %s", e)
+
+
+def _event_has_labels(event: dict, wanted: list[str]) -> bool:
+    """Container events carry the container's labels in ``Actor.Attributes``;
+    other kinds do not, and are left to the engine's own filter."""
+    if event.get("Type") != "container":
+        return True
+    return labels_match((event.get("Actor") or {}).get("Attributes"), wanted)
+
+
+def _event_actions(filters: dict[str, Any] | None) -> set[str]:
+    """The ``event`` filter's names (``exec_start: sh`` counts as ``exec_start``,
+    as dockerd matches it)."""
+    value = (filters or {}).get("event")
+    items = value if isinstance(value, list) else [value] if value else []
+    return {str(i) for i in items}

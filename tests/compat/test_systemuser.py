@@ -16,6 +16,8 @@ from traitlets.config import Config
 
 from dockerspawner import SystemUserSpawner
 
+from contract.helpers import stored_binds
+
 pytestmark = pytest.mark.engine
 
 
@@ -56,7 +58,7 @@ async def test_server_runs_as_the_users_uid_with_their_home(spawner_factory, eng
         account.pw_name, str(account.pw_uid), str(account.pw_gid), home,
     )
     binds = info["HostConfig"]["Binds"]
-    assert binds == [f"{account.pw_dir}:{home}:rw"]  # mounted once
+    assert binds == stored_binds(engine.engine_kind, [f"{account.pw_dir}:{home}:rw"])  # mounted once
 
     ids = await engine.exec_run(spawner.object_id, ["sh", "-c", "id -u; id -g"])
     assert ids.stdout.decode().split() == [str(account.pw_uid), str(account.pw_gid)]
@@ -82,7 +84,7 @@ async def test_run_as_root_and_home_from_the_password_database(spawner_factory, 
     await spawner.start()
     info = await engine.inspect_container(spawner.object_id)
     assert info["Config"]["User"] == "0"
-    assert info["HostConfig"]["Binds"] == [f"{account.pw_dir}:/home/{account.pw_name}:rw"]
+    assert info["HostConfig"]["Binds"] == stored_binds(engine.engine_kind, [f"{account.pw_dir}:/home/{account.pw_name}:rw"])
     await spawner.stop()
 
 

@@ -80,3 +80,16 @@ def same_image_ref(seen: str, given: str) -> bool:
         return ref
 
     return plain(seen) == plain(given)
+
+
+def stored_binds(engine_kind: str, binds: list[str]) -> list[str]:
+    """``HostConfig.Binds`` as the engine stores ``binds``: Docker keeps them as
+    given; Podman drops a trailing ``/`` of the source and adds ``rprivate,rbind``
+    (docs/compatibility.md, Podman)."""
+    if engine_kind != "podman":
+        return list(binds)
+    out = []
+    for bind in binds:
+        source, target, mode = bind.split(":", 2)
+        out.append(f"{source.rstrip('/') or '/'}:{target}:{mode},rprivate,rbind")
+    return out

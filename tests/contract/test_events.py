@@ -81,6 +81,20 @@ async def test_events_filtered_by_label(engine, make_container, label_filters):
     assert {ev["Actor"]["ID"] for ev in out} == {wanted}
 
 
+async def test_events_filtered_by_event_name(engine, make_container, label_filters):
+    """The exit watcher listens for ``die`` only (Podman 4.3 calls it "died"
+    inside its filter: the backend filters actions itself)."""
+    out, task = await _start_listening(engine, {"type": "container", "event": ["die"], "label": label_filters})
+    try:
+        cid = await make_container(["true"], start=True)
+        await _wait_for(out, lambda ev: ev["Actor"]["ID"] == cid)
+        await engine.wait_container(cid, timeout=10)
+        await asyncio.sleep(0.3)
+    finally:
+        await _stop(task)
+    assert [ev["Action"] for ev in out] == ["die"]
+
+
 async def test_events_since_replays_past_events(engine, make_container, label_filters):
     since = time.time() - 1
     cid = await make_container(["true"], start=True)

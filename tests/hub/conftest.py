@@ -112,6 +112,18 @@ async def hub_factory(tmp_path, monkeypatch):
     MockHub.clear_instance()
 
 
+async def _keep_default_bridge(engine, labels: dict, name: str) -> None:
+    """Podman (netavark) makes its default bridge with the first container on
+    it and deletes it with the last: a hub listening on the gateway needs one
+    container there before it starts, and until it stopped (this one carries
+    the test labels, so the engine fixture removes it after the hub)."""
+    cid = await engine.create_container(
+        {"image": "local/busybox:test", "name": name, "command": ["sleep", "3600"], "labels": labels,
+         "host_config": {"init": True}}
+    )
+    await engine.start_container(cid)
+
+
 @pytest.fixture
 async def real_hub(real_engine, hub_factory, test_labels, unique_name):
     """``await real_hub(**spawner_config)``: a started hub on the real engine.
@@ -125,6 +137,8 @@ async def real_hub(real_engine, hub_factory, test_labels, unique_name):
         await real_engine.inspect_image(SINGLEUSER_IMAGE)
     except Exception as e:  # noqa: BLE001
         pytest.fail(f"the single-user image {SINGLEUSER_IMAGE} is not on the engine ({e}): run `bash .ci/setup`")
+    if real_engine.engine_kind == "podman":
+        await _keep_default_bridge(real_engine, test_labels, unique_name("bridge-keeper"))
     ipam = (await real_engine.inspect_network("bridge"))["IPAM"]["Config"][0]
     # Docker leaves the default bridge's Gateway unset: docker0 holds the first address
     gateway = ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))

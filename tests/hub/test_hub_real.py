@@ -19,6 +19,7 @@ from .test_hub_fake import start_server, stop_server, wait_for_server
 pytestmark = pytest.mark.real_engine
 
 
+@pytest.mark.podman_once
 @pytest.mark.parametrize("server", ["", "lab"])
 @pytest.mark.parametrize("remove", [True, False])
 async def test_real_server_answers_through_proxy(real_hub, real_engine, label_filters, server, remove):

@@ -167,7 +167,11 @@ def test_config_file_errors_are_one_line(cli, cwd, hub_db):
 @pytest.mark.real_engine
 async def test_lists_then_removes_only_orphans(real_engine, real_test_image, hub_db, make_container, ev_prefix, cwd, cli):
     url = hub_db({"kept": {"": {}}, "named": {"lab": {}}})
-    config = write_config(cwd, f"c.JupyterHub.db_url = {url!r}\nc.DockerSpawner.prefix = {ev_prefix!r}\n")
+    engine_cfg = ""
+    if real_engine.engine_kind == "podman":  # DOCKER_HOST names Docker: the config names Podman
+        engine_cfg = f"c.DockerSpawner.client_kwargs = {{'base_url': {real_engine.base_url!r}}}\n" \
+                     "c.DockerSpawner.use_docker_client_env = False\n"
+    config = write_config(cwd, f"c.JupyterHub.db_url = {url!r}\nc.DockerSpawner.prefix = {ev_prefix!r}\n{engine_cfg}")
     result = await asyncio.to_thread(cli, "-f", config)
     assert (result.returncode, result.stderr) == (0, ""), result
     assert f"no orphaned containers (prefix {ev_prefix!r})" in result.stdout
@@ -191,7 +195,8 @@ async def test_lists_then_removes_only_orphans(real_engine, real_test_image, hub
     assert "2 orphaned container(s); run again with --remove" in result.stdout
     assert await names() == every, "a dry run must not remove anything"
 
-    result = await asyncio.to_thread(cli, "--db-url", url, "--prefix", ev_prefix, "--remove")
+    engine_args = ["--engine", real_engine.base_url] if real_engine.engine_kind == "podman" else []
+    result = await asyncio.to_thread(cli, "--db-url", url, "--prefix", ev_prefix, "--remove", *engine_args)
     assert result.returncode == 1, result
     assert {line.split()[1] for line in result.stdout.splitlines() if line.startswith("removed ")} == orphans
     assert await names() == every - orphans

@@ -21,7 +21,7 @@ from benchmarks import pull_isolation, spawn_throughput  # noqa: E402
 from benchmarks._harness import RUN_LABEL  # noqa: E402
 from dockerspawner.engine import NotFound  # noqa: E402
 
-pytestmark = pytest.mark.real_engine
+pytestmark = [pytest.mark.real_engine, pytest.mark.docker_engine_only]
 
 
 def _docker_only(real_engine) -> None:

@@ -32,9 +32,20 @@ def test_layers_without_sizes_count_when_finished():
     p.update(PullEvent("Pulling fs layer", layer="c"))
     assert p.percent == 0
     p.update(PullEvent("Pull complete", layer="b"))
-    assert p.percent == 0
+    assert p.percent == 50
     p.update(PullEvent("Pull complete", layer="c"))
     assert p.percent == 100
+
+
+def test_podman_pull_without_byte_counts_advances_by_layer():
+    """What Podman 4.3 sends (tests/contract/test_pull.py pins it): no sizes."""
+    p = PullProgress()
+    seen = []
+    for status, layer in [("Already exists", "base"), ("Pulling fs layer", "l1"), ("Pulling fs layer", "l2"),
+                          ("Download complete", "l1"), ("Download complete", "l2")]:
+        p.update(PullEvent(status, layer=layer))
+        seen.append(p.percent)
+    assert seen == [0, 0, 0, 50, 100]
 
 
 def test_cached_layers_do_not_finish_a_pull_early():
