@@ -29,7 +29,7 @@ from .certs import CERTS_DIR, InternalSSL
 from .deprecations import Deprecations
 from .engine import Conflict, DockerEngine, EngineError, EngineUnavailable, NotFound
 from .engine.apiclient import APIClientCalls
-from .engine.connect import shared_engine
+from .engine.connect import engines_generation, shared_engine
 from .errors import SpawnError, _clip, _maybe_await, _short
 from .images import ImageChoice
 from .index import index_for
@@ -398,15 +398,35 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
     # -- engine access -------------------------------------------------------------
     @property
     def docker_engine(self) -> DockerEngine:
-        """The engine client, shared by all spawners with the same settings."""
-        if not isinstance(self.engine, str):
-            return self.engine
+        """The engine client, shared by all spawners with the same settings.
+
+        Remembered per spawner (every poll asks for it, and finding the shared
+        client serialises its settings): until one of them is set again, the
+        loop changes, or the shared clients are forgotten."""
+        engine = self.engine
+        if not isinstance(engine, str):
+            return engine
+        loop = asyncio.get_running_loop()
+        cached = self.__dict__.get("_engine_cache")
+        if cached is not None and cached[0] is loop and engines_generation() == cached[1]:
+            return cached[2]
         options = dict(self.engine_options)
-        if self.engine == "docker":
+        if engine == "docker":
             options.setdefault("client_kwargs", dict(self.client_kwargs))
             options.setdefault("tls_config", dict(self.tls_config))
             options.setdefault("use_env", self.use_docker_client_env)
-        return shared_engine(self.engine, **options)
+        found = shared_engine(engine, **options)
+        self.__dict__["_engine_cache"] = (loop, engines_generation(), found)
+        return found
+
+    @observe("engine", "engine_options", "client_kwargs", "tls_config", "use_docker_client_env")
+    def _engine_settings_changed(self, change: Any) -> None:
+        self.__dict__.pop("_engine_cache", None)
+        self.__dict__.pop("_poll_index_cache", None)
+
+    @observe("poll_from_events")
+    def _poll_settings_changed(self, change: Any) -> None:
+        self.__dict__.pop("_poll_index_cache", None)
 
     def docker(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         """Call ``docker.APIClient.<method>`` without blocking the hub (as in 14).
@@ -1174,6 +1194,15 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
             and type(self).get_object is DockerSpawner.get_object
         )
 
+    def _poll_index(self):
+        """The shared index ``poll()`` reads (None when it inspects instead),
+        remembered for this spawner's engine."""
+        engine = self.docker_engine
+        cached = self.__dict__.get("_poll_index_cache")
+        if cached is None or cached[0] is not engine:
+            cached = self.__dict__["_poll_index_cache"] = (engine, index_for(engine) if self._poll_from_index() else None)
+        return cached[1]
+
     def _engine_hiccup(self, error: EngineError) -> bool:
         """Whether ``poll()`` reads ``error`` as "still running" (and logs it):
         an engine that does not answer, or answers 5xx, is not a dead server."""
@@ -1191,13 +1220,16 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         An engine that does not answer, or answers 5xx, is not a dead server:
         poll says "running" and logs, so a hiccup does not stop anyone's server.
         """
-        if not (self.object_id or self.object_name):
-            return 0
         known_id = self.object_id
-        index = index_for(self.docker_engine) if known_id and self._poll_from_index() else None
+        if not known_id and not self.object_name:
+            return 0
+        index = self._poll_index() if known_id else None
         if index is not None:
             try:
-                if await index.running(known_id):
+                answer = index.lookup(known_id)
+                if answer is None and not index.in_sync:
+                    answer = await index.running(known_id)
+                if answer:
                     return None
             except Exception as e:  # noqa: BLE001 - the inspect below decides
                 self.log.debug("Container index could not answer for %s: %s", self._log_name, e)

@@ -60,21 +60,34 @@ class ContainerIndex:
         self._first_sync: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
 
-    async def running(self, ref: str) -> bool | None:
-        """True/False from the index; None when it cannot say (not in sync, unknown ref)."""
+    def lookup(self, ref: str) -> bool | None:
+        """True/False from the index without waiting; None when it cannot say now
+        (not in sync yet, unknown ref). Every poll of every server comes here, so
+        it stays a few dict reads: no coroutine, no copies."""
         self._last_lookup = time.monotonic()
-        self._ensure_following()
+        task = self._task
+        if task is None or task.done():
+            self._ensure_following()
         if not self.in_sync:
-            assert self._first_sync is not None
-            try:
-                await asyncio.wait_for(asyncio.shield(self._first_sync.wait()), 5)
-            except asyncio.TimeoutError:
-                return None
-            if not self.in_sync:
-                return None
-        cid = ref if ref in self.entries else self.by_name.get(ref.lstrip("/"))
-        entry = self.entries.get(cid) if cid else None
+            return None
+        entry = self.entries.get(ref)
+        if entry is None:
+            cid = self.by_name.get(ref.lstrip("/"))
+            entry = self.entries.get(cid) if cid else None
         return None if entry is None else entry.running
+
+    async def running(self, ref: str) -> bool | None:
+        """True/False from the index; None when it cannot say (not in sync, unknown ref).
+        Waits (at most 5 s) for the first sync when the index is not in sync yet."""
+        answer = self.lookup(ref)
+        if answer is not None or self.in_sync:
+            return answer
+        assert self._first_sync is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._first_sync.wait()), 5)
+        except asyncio.TimeoutError:
+            return None
+        return self.lookup(ref) if self.in_sync else None
 
     def _ensure_following(self) -> None:
         if self._task is None or self._task.done():

@@ -54,10 +54,21 @@ def shared_engine(kind: str, **options: Any) -> DockerEngine:
     return per_loop[key]
 
 
+_generation = 0
+
+
+def engines_generation() -> int:
+    """Changes whenever shared clients are forgotten: a caller that remembers
+    one checks it to know its client is still the shared one."""
+    return _generation
+
+
 def forget_engines() -> list[DockerEngine]:
     """Drop the cache of the running loop and return its engines (to close them)."""
+    global _generation
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return []
+    _generation += 1
     return list(_cache.pop(loop, {}).values())

@@ -157,6 +157,29 @@ async def test_first_use_makes_the_client_off_the_loop(backend, monkeypatch):
         await eng.close()
 
 
+async def test_first_use_starts_every_worker_off_the_loop(backend, monkeypatch):
+    """Thread.start() waits for the new thread: the pool's workers are all started
+    with the client, from a worker, not one by one on the loop by the first burst."""
+    started_from: list[int] = []
+    real_start = threading.Thread.start
+
+    def recording(self, *args, **kwargs):
+        if self.name.startswith("dockerpy"):
+            started_from.append(threading.get_ident())
+        return real_start(self, *args, **kwargs)
+
+    eng = _same_engine(backend, max_workers=6)
+    monkeypatch.setattr(threading.Thread, "start", recording)
+    try:
+        await eng.ping()
+        assert len(started_from) == 6
+        assert started_from.count(threading.get_ident()) == 1  # only the first, for the client
+        await asyncio.gather(*(eng.version() for _ in range(12)))
+        assert len(started_from) == 6
+    finally:
+        await eng.close()
+
+
 async def _drain(stream) -> list:
     return [ev async for ev in stream]
 

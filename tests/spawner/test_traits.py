@@ -987,6 +987,24 @@ async def test_default_engine_is_docker_py_and_does_no_io(make_spawner, shared_e
     assert isinstance(sp.docker_engine, DockerPyEngine)
 
 
+async def test_engine_settings_set_after_use_take_effect(make_spawner, monkeypatch, shared_engines):
+    """The spawner remembers its engine; setting a client trait, or forgetting the
+    shared engines, makes it find the engine again."""
+    from dockerspawner.engine.connect import forget_engines
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    sp = make_spawner("alice", engine="docker", client_kwargs={"base_url": "tcp://127.0.0.1:1"})
+    first = sp.docker_engine
+    assert sp.docker_engine is first
+    sp.client_kwargs = {"base_url": "tcp://127.0.0.1:3"}
+    second = sp.docker_engine
+    assert second is not first and second.client_kwargs()["base_url"] == "tcp://127.0.0.1:3"
+    forget_engines()
+    assert sp.docker_engine is not second
+    sp.engine = "fake"
+    assert type(sp.docker_engine).__name__ == "FakeDocker"
+
+
 # -- deprecated aliases ------------------------------------------------------------------------------------
 
 
