@@ -18,6 +18,7 @@ ALLOWED_FROM_DOCKERSPAWNER = {
     "dockerspawner.engine.protocol",
     "dockerspawner.engine.wire",
     "dockerspawner.engine.replay",
+    "dockerspawner.engine.labels",  # what a label filter means, one definition for both engines
 }
 
 
