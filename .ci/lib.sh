@@ -174,11 +174,12 @@ ci_engine_changes() {
 # docker.io (it may run docker-ce or Docker Desktop).
 ci_apt_packages() {
     local p out=()
-    for p in "$@"; do
+    for p in $(printf '%s\n' "$@" | sort -u); do
         case $p in
             dockerd) out+=(docker.io iptables cgroupfs-mount) ;;
             image-build) out+=(debootstrap ca-certificates) ;;
-            test-extras) out+=(iproute2 busybox-static docker-registry chromium chromium-driver) ;;
+            # curl: set-up's own probe of the registry
+            test-extras) out+=(iproute2 busybox-static docker-registry chromium chromium-driver curl) ;;
         esac
     done
     echo "${out[*]}"

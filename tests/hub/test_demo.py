@@ -92,7 +92,7 @@ def test_engine_changes_refuses_an_unknown_origin():
         ("", {"docker.io", "chromium", "docker-registry", "debootstrap"}, set()),
         ("image-build", {"docker.io", "chromium"}, {"debootstrap"}),
         ("dockerd", {"chromium", "docker-registry"}, {"docker.io", "iptables"}),
-        ("test-extras", {"docker.io"}, {"chromium", "docker-registry", "busybox-static"}),
+        ("test-extras", {"docker.io"}, {"chromium", "docker-registry", "busybox-static", "curl"}),
     ],
 )
 def test_apt_packages_follow_what_is_needed(needs, absent, present):
