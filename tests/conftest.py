@@ -18,6 +18,7 @@ import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,6 +81,20 @@ def make_real_engine(kind: str, **kwargs: Any):
 NOT_ON_PODMAN = frozenset({"swarm", "docker_only", "swarm_factory"})
 
 
+#: What runs on Podman: the contract suite and the real hub spawns (the engine's
+#: behaviour and the end-to-end path); DOCKERSPAWNER_PODMAN_SCOPE=all adds every
+#: spawner-level real-engine test (compat, orphans, hub errors, kit), which
+#: repeats on Podman what the contract already pins, at a few minutes of CI.
+PODMAN_SCOPE = ("tests/contract/", "tests/hub/test_hub_real.py")
+
+
+def _in_podman_scope(item: pytest.Item) -> bool:
+    if os.environ.get("DOCKERSPAWNER_PODMAN_SCOPE") == "all":
+        return True
+    where = Path(str(item.fspath)).resolve().relative_to(Path(__file__).resolve().parents[1]).as_posix()
+    return where.startswith(PODMAN_SCOPE)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep, drop = [], []
     once: set[str] = set()
@@ -88,7 +103,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         on_podman = "podman" in (params.get("engine"), params.get("real_engine"))
         repeat = item.get_closest_marker("podman_once") is not None and item.originalname in once
         docker_only = item.get_closest_marker("docker_engine_only") is not None
-        if on_podman and (repeat or docker_only or NOT_ON_PODMAN & set(item.fixturenames)):
+        out_of_scope = on_podman and not _in_podman_scope(item)
+        if on_podman and (out_of_scope or repeat or docker_only or NOT_ON_PODMAN & set(item.fixturenames)):
             drop.append(item)
             continue
         if on_podman and item.get_closest_marker("podman_once") is not None:
