@@ -40,6 +40,8 @@ class CIGuard:
         self.failed: list[str] = []
         self.collect_skips: list[tuple[str, str]] = []
         self.problems: list[str] = []
+        # nothing may be left in the working directory (a hub's generated secret, a database)
+        self.cwd_before = _visible_entries()
 
     def _is_real(self, item: pytest.Item) -> bool:
         if item.get_closest_marker("real_engine") is not None:
@@ -85,6 +87,9 @@ class CIGuard:
                 f"only {len(self.passed)} real-engine test(s) passed "
                 f"(DOCKERSPAWNER_CI_MIN_REAL_TESTS={self.min_real})"
             )
+        left = sorted(_visible_entries() - self.cwd_before)
+        if left:
+            self.problems.append(f"the suite left {len(left)} file(s) in {os.getcwd()}: {', '.join(left[:10])}")
         if self.problems and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -102,6 +107,10 @@ class CIGuard:
             tr.write_line(f"module skipped at collection: {nodeid}: {reason}")
         for problem in self.problems:
             tr.write_line(f"CI GUARD FAILURE: {problem}", red=True, bold=True)
+
+
+def _visible_entries() -> set[str]:
+    return {name for name in os.listdir() if not name.startswith(".")}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -76,6 +76,8 @@ async def hub_factory(tmp_path, monkeypatch):
         cfg.JupyterHub.allow_named_servers = True
         # JupyterHub kills the proxy named in an existing pid file: keep ours private
         cfg.ConfigurableHTTPProxy.pid_file = str(tmp_path / f"proxy-{len(apps)}.pid")
+        # else the hub writes its generated secret into the current directory
+        cfg.JupyterHub.cookie_secret_file = str(tmp_path / "jupyterhub_cookie_secret")
         cfg.JupyterHub.hub_port = hub_port
         cfg.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
         cfg.DockerSpawner.engine = engine
