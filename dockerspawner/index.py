@@ -59,6 +59,7 @@ class ContainerIndex:
         self._task: asyncio.Task | None = None
         self._first_sync: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
+        self._backing_off = False
 
     def lookup(self, ref: str) -> bool | None:
         """True/False from the index without waiting; None when it cannot say now
@@ -78,9 +79,13 @@ class ContainerIndex:
 
     async def running(self, ref: str) -> bool | None:
         """True/False from the index; None when it cannot say (not in sync, unknown ref).
-        Waits (at most 5 s) for the first sync when the index is not in sync yet."""
+
+        Waits (at most 5 s) for a sync attempt in flight, never for the pause
+        after a failed one: while the engine is away every poll would otherwise
+        stall for the follower's back-off before it could fall back to inspect.
+        """
         answer = self.lookup(ref)
-        if answer is not None or self.in_sync:
+        if answer is not None or self.in_sync or self._backing_off:
             return answer
         assert self._first_sync is not None
         try:
@@ -183,16 +188,20 @@ class ContainerIndex:
                     assert self._first_sync is not None
                     self._first_sync.set()  # waiting lookups fall back to inspect
                     self._first_sync = asyncio.Event()
+                    self._backing_off = True
                     try:
                         await asyncio.wait_for(self._stop.wait(), delay)  # type: ignore[union-attr]
                     except asyncio.TimeoutError:
                         pass
+                    finally:
+                        self._backing_off = False
                     delay *= 2
                 finally:
                     if stream is not None:
                         await stream.aclose()
         finally:
             self.in_sync = False
+            self._backing_off = False
             if self._first_sync is not None:
                 self._first_sync.set()
 

@@ -88,6 +88,23 @@ async def test_events_missed_while_the_engine_was_down_are_caught_by_the_resync(
     assert "ExitCode=3" in str(await b.poll())
 
 
+async def test_a_poll_while_the_engine_is_away_does_not_wait_for_the_index_to_retry(fake, make_spawner):
+    (sp,) = await _started(make_spawner, 1)
+    assert await sp.poll() is None
+    relists = fake.calls.count("list_containers")
+    fake.down()
+    for _ in range(200):  # bounded: the broken stream makes the follower relist, which fails
+        if fake.calls.count("list_containers") > relists:
+            break
+        await asyncio.sleep(0.01)
+    failed = fake.calls.count("list_containers")
+    assert failed > relists
+    # the follower now pauses before its next relist; the poll falls back to an inspect at once
+    assert await sp.poll() is None
+    assert fake.calls.count("list_containers") == failed
+    fake.up()
+
+
 async def test_a_subclass_with_its_own_get_object_is_polled_through_it(fake, make_spawner):
     seen = []
 
