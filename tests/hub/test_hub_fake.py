@@ -7,13 +7,16 @@ import json
 import time
 
 import pytest
+import requests
 from jupyterhub.tests.utils import (
     add_user,
     api_request,
     async_requests,
+    auth_header,
     get_page,
     public_url,
 )
+from jupyterhub.utils import url_path_join
 
 from dockerspawner import naming
 
@@ -186,3 +189,31 @@ async def test_restarted_hub_sees_a_server_that_died_meanwhile(hub_factory, fake
 
     app2 = await hub_factory(fake, start=False, clean_db=False, image=IMAGE)
     assert not app2.users["fred"].running
+
+
+
+async def _at_once(app, method: str, n: int, *path: str) -> list:
+    """``n`` identical API requests in flight together (``api_request`` sends one at a time)."""
+    headers = {"Sec-Fetch-Mode": "cors", **auth_header(app.db, "admin")}
+    url = url_path_join(public_url(app, path="hub"), "api", *path)
+    call = getattr(requests, method)
+    return await asyncio.gather(*(asyncio.to_thread(call, url, headers=headers, json={}) for _ in range(n)))
+
+
+async def test_duplicate_requests_through_the_hub_make_one_container(hub_factory, fake):
+    """Five starts of one server at once (a double click, a retrying client):
+    the hub joins them (202) or refuses them, and the engine gets one container."""
+    app = await hub_factory(fake, image=IMAGE, remove=True)
+    add_user(app.db, app, name="alice")
+    fake.faults.delay("create_container", 1, times=1)  # the duplicates arrive while it is pending
+    starts = await _at_once(app, "post", 5, "users", "alice", "server")
+    assert {r.status_code for r in starts} <= {201, 202}, [r.text for r in starts]
+    await wait_for_server(app, "alice")
+    (container,) = await labelled(fake, "alice")
+    assert container["State"] == "running"
+    assert fake.calls.count("create_container") == 1
+
+    # (two stops at once are JupyterHub's own race: both handlers poll before either
+    # marks the stop pending, and the second answers 500 "pending stop")
+    await stop_server(app, "alice")
+    assert await labelled(fake, "alice") == []
