@@ -30,6 +30,7 @@ from .deprecations import Deprecations
 from .engine import Conflict, DockerEngine, EngineError, EngineUnavailable, NotFound
 from .engine.apiclient import APIClientCalls
 from .engine.connect import engines_generation, shared_engine
+from .engine.pool import oldest_first
 from .errors import SpawnError, _clip, _maybe_await, _short
 from .images import ImageChoice
 from .index import index_for
@@ -815,7 +816,8 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         result = asyncio.get_running_loop().create_future()
         DockerSpawner._starts[key] = (result, self)
         try:
-            address = await self._start_attempt()
+            with oldest_first():
+                address = await self._start_attempt()
         except BaseException as e:
             if isinstance(e, asyncio.CancelledError):
                 result.cancel()

@@ -15,7 +15,6 @@ import os
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import docker
@@ -25,6 +24,7 @@ from docker.utils import parse_repository_tag
 
 from . import wire
 from .labels import label_items, labels_match
+from .pool import OldestFirstPool
 from .replay import Replay
 from .protocol import (
     Conflict,
@@ -193,7 +193,7 @@ class DockerPyEngine:
         self._use_env = use_env
         self._max_workers = max_workers
         self._timeout = timeout
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dockerpy")
+        self._pool = OldestFirstPool(max_workers, thread_name_prefix="dockerpy")
         self._api: docker.APIClient | None = None
         self._api_lock: asyncio.Lock | None = None
         self._pulls: dict[tuple[str, str], _PullJob] = {}
@@ -227,33 +227,6 @@ class DockerPyEngine:
         self._base_url = _display_url(kwargs.get("base_url"))
         return docker.APIClient(**kwargs)
 
-    def _make_client_and_workers(self) -> docker.APIClient:
-        api = self._make_client()
-        self._start_workers()
-        return api
-
-    def _start_workers(self) -> None:
-        """Start the pool's other workers now, from this worker thread.
-
-        The pool starts a thread at a submit only when none is idle, and
-        ``Thread.start()`` waits until the new thread runs: left to the first
-        burst of spawns, up to ``max_workers`` such waits happen on the event
-        loop (measured: 36 of them, 0.44 s of loop time, in 50 concurrent
-        spawns on a loaded machine). Each warm-up job holds its thread at a
-        barrier, so every submit starts a new one; the barrier times out
-        rather than ever holding the pool."""
-        others = self._max_workers - 1
-        if others < 1:
-            return
-        barrier = threading.Barrier(others + 1)
-        try:
-            for _ in range(others):
-                self._pool.submit(_wait_at, barrier)
-        except RuntimeError:  # the pool is shutting down
-            barrier.abort()
-            return
-        _wait_at(barrier)
-
     async def _client(self) -> docker.APIClient:
         if self._closed:
             raise EngineUnavailable(f"the engine client for {self._base_url} is closed")
@@ -265,7 +238,7 @@ class DockerPyEngine:
             if self._api is None:
                 loop = asyncio.get_running_loop()
                 try:
-                    api = await loop.run_in_executor(self._pool, self._make_client_and_workers)
+                    api = await loop.run_in_executor(self._pool, self._make_client)
                 except Exception as e:
                     raise map_error(e, self._base_url) from e
                 if self._closed:
@@ -692,13 +665,6 @@ class DockerPyEngine:
         api, self._api = self._api, None
         if api is not None:
             await asyncio.get_running_loop().run_in_executor(None, api.close)
-
-
-def _wait_at(barrier: threading.Barrier) -> None:
-    try:
-        barrier.wait(timeout=5)
-    except threading.BrokenBarrierError:
-        pass
 
 
 def _close_stream(stream: Any) -> None:

@@ -159,7 +159,7 @@ async def test_first_use_makes_the_client_off_the_loop(backend, monkeypatch):
 
 async def test_first_use_starts_every_worker_off_the_loop(backend, monkeypatch):
     """Thread.start() waits for the new thread: the pool's workers are all started
-    with the client, from a worker, not one by one on the loop by the first burst."""
+    by its first worker, not one by one on the loop by the first burst."""
     started_from: list[int] = []
     real_start = threading.Thread.start
 
