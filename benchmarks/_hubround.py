@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import logging
 import os
@@ -85,11 +86,15 @@ class CpuMeter:
 
 
 class LagMonitor:
-    """The event loop's overshoot of ``sleep(0.01)``: how long a ready callback waited."""
+    """The event loop's overshoot of ``sleep(0.01)``: how long a ready callback
+    waited; and the garbage collector's pauses meanwhile, which block the loop
+    like a slow callback (a full collection walks every object of the process)."""
 
     def __init__(self, interval: float = 0.01) -> None:
         self.interval = interval
         self.lags: list[float] = []
+        self.gc_pauses: list[tuple[int, float]] = []
+        self._gc_began = 0.0
         self._task: asyncio.Task | None = None
 
     async def _run(self) -> None:
@@ -98,10 +103,19 @@ class LagMonitor:
             await asyncio.sleep(self.interval)
             self.lags.append(time.perf_counter() - t - self.interval)
 
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_began = time.perf_counter()
+        else:
+            self.gc_pauses.append((info["generation"], time.perf_counter() - self._gc_began))
+
     def start(self) -> None:
+        gc.callbacks.append(self._on_gc)
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> dict[str, float | None]:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
         if self._task:
             self._task.cancel()
             try:
@@ -109,10 +123,14 @@ class LagMonitor:
             except asyncio.CancelledError:
                 pass
         lags = sorted(self.lags)
+        full = [d for g, d in self.gc_pauses if g == 2]
         return {
             "max_ms": round(lags[-1] * 1000, 2) if lags else None,
             "p99_ms": round(lags[int(len(lags) * 0.99) - 1] * 1000, 2) if len(lags) > 1 else None,
             "samples": len(lags),
+            "gc_max_ms": round(max((d for _, d in self.gc_pauses), default=0) * 1000, 2),
+            "gc_full_collections": len(full),
+            "gc_full_max_ms": round(max(full, default=0) * 1000, 2),
         }
 
 

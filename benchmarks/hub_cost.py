@@ -13,7 +13,9 @@ concurrent spawns on fakedocker, and the event loop's worst lag.
   ours minus floor is the spawner's own cost.
 - ``real``: ``--real-users`` (default 50) spawners start at once on the real
   engine (no hub), and a task timing ``sleep(0.01)`` reports the event loop's
-  worst lag: how long anything on the loop was blocked.
+  worst lag: how long anything on the loop was blocked, with the garbage
+  collector's pauses meanwhile; then the same round after ``gc.freeze()``, to
+  tell a full collection of the process's heap from a slow callback.
 
     .venv/bin/python benchmarks/hub_cost.py --spawns 1000 --real-users 50
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import time
 import tracemalloc
@@ -105,7 +108,11 @@ async def _fake_round(n: int, *, floor: bool, trace: bool) -> dict[str, Any]:
     }
 
 
-async def _real_round(n: int, run_id: str) -> dict[str, Any]:
+async def _real_round(n: int, run_id: str, *, frozen: bool = False) -> dict[str, Any]:
+    """With ``frozen``, everything alive before the spawns is moved out of the
+    collector's reach (``gc.freeze()``), as a hub could do after start-up: the
+    contrast says how much of the worst lag is a full collection of the
+    process's heap rather than a callback."""
     from dockerspawner.engine.dockerpy import DockerPyEngine
     from dockerspawner.index import close_indexes
 
@@ -113,18 +120,26 @@ async def _real_round(n: int, run_id: str) -> dict[str, Any]:
     users = h.Users()
     spawners = [users.spawner(f"u{i:03d}", **h.spawner_traits(run_id, f"bench-{run_id}-lag", engine=engine))
                 for i in range(n)]
+    if frozen:
+        gc.collect()
+        gc.freeze()
     lag = LagMonitor()
     lag.start()
     c0, w0 = time.process_time(), time.perf_counter()
-    results = await asyncio.gather(*(s.start() for s in spawners), return_exceptions=True)
-    c1, w1 = time.process_time(), time.perf_counter()
-    start_lag = await lag.stop()
+    try:
+        results = await asyncio.gather(*(s.start() for s in spawners), return_exceptions=True)
+    finally:
+        c1, w1 = time.process_time(), time.perf_counter()
+        start_lag = await lag.stop()
+        if frozen:
+            gc.unfreeze()
     stops = await asyncio.gather(*(s.stop(now=True) for s in spawners), return_exceptions=True)
     await close_indexes(engine)
     await engine.close()
     users.close()
     return {
         "spawns": n,
+        "gc_frozen": frozen,
         "failures": sum(isinstance(r, BaseException) for r in list(results) + list(stops)),
         "start_wall_s": round(w1 - w0, 3),
         "cpu_per_spawn_ms": round((c1 - c0) / n * 1000, 3),
@@ -143,6 +158,7 @@ async def run(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
     out["spawner_held_kb_per_server"] = round(out["ours_mem"]["held_kb_per_server"] - out["floor_mem"]["held_kb_per_server"], 1)
     if args.real_users:
         out["real"] = await _real_round(args.real_users, run_id)
+        out["real_gc_frozen"] = await _real_round(args.real_users, run_id, frozen=True)
         idle = LagMonitor()
         idle.start()
         await asyncio.sleep(min(out["real"]["start_wall_s"], 10))
@@ -161,11 +177,17 @@ def report(r: dict[str, Any]) -> str:
         lines.append(f"| {key} | {a['start_wall_s']} | {a['cpu_per_spawn_ms']} | {a['cpu_per_stop_ms']} |"
                      f" {m['held_kb_per_server']} | {m['peak_kb_per_spawn']} | {a['loop_lag']['max_ms']} | {a['failures']} |")
     lines.append(f"spawner's own: {r['spawner_cpu_per_spawn_ms']} ms CPU and {r['spawner_held_kb_per_server']} KB per server")
-    if r.get("real"):
-        x = r["real"]
-        lines.append(f"real engine, {x['spawns']} concurrent spawns (no hub): max loop lag {x['loop_lag']['max_ms']} ms,"
-                     f" p99 {x['loop_lag']['p99_ms']} ms, wall {x['start_wall_s']} s, CPU/spawn {x['cpu_per_spawn_ms']} ms,"
-                     f" failures {x['failures']}; an idle loop meanwhile: max {r['idle_loop_lag']['max_ms']} ms")
+    for key in ("real", "real_gc_frozen"):
+        x = r.get(key)
+        if not x:
+            continue
+        lag = x["loop_lag"]
+        lines.append(f"real engine, {x['spawns']} concurrent spawns (no hub{', gc.freeze() first' if x.get('gc_frozen') else ''}):"
+                     f" max loop lag {lag['max_ms']} ms, p99 {lag['p99_ms']} ms; full GCs {lag.get('gc_full_collections')},"
+                     f" longest GC pause {lag.get('gc_max_ms')} ms; wall {x['start_wall_s']} s,"
+                     f" CPU/spawn {x['cpu_per_spawn_ms']} ms, failures {x['failures']}")
+    if r.get("idle_loop_lag"):
+        lines.append(f"an idle loop after: max {r['idle_loop_lag']['max_ms']} ms")
     return "\n".join(lines)
 
 
