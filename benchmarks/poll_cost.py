@@ -6,8 +6,11 @@ all poll at once, as JupyterHub's poll loop does, several intervals in a row.
 Measured per interval, side by side: engine calls and the hub process's CPU
 seconds, for the shared event-driven index (``poll_from_events=True``, the
 default) and for one inspect per server (``poll_from_events=False``, 14's way).
+With ``--real U``, the same on the real engine: U busybox containers labelled
+as servers, polled through the docker-py backend (its worker threads' CPU is
+the hub process's too).
 
-    .venv/bin/python benchmarks/poll_cost.py --users 100 1000 10000
+    .venv/bin/python benchmarks/poll_cost.py --users 100 1000 10000 --real 100
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import _harness as h  # noqa: E402
 from benchmarks._harness import Users, fmt, median, ratio, run_benchmark  # noqa: E402
 
 IMAGE = "bench/poll:1"
@@ -47,13 +51,74 @@ async def _servers(fake: Any, users: int) -> list[dict]:
     return states
 
 
-async def _measure(fake: Any, states: list[dict], *, from_events: bool, intervals: int) -> dict[str, Any]:
+class _Counted:
+    """An engine whose protocol calls are recorded in ``calls``, as fakedocker's are."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._engine, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def _real_servers(run_id: str, users: int) -> list[dict]:
+    """``users`` running containers on the real engine, labelled as servers (and as this run's)."""
+    from dockerspawner import naming
+
+    api = h.docker_api(pool=8, timeout=120)
+    states = []
+    try:
+        for i in range(users):
+            name = f"bench-{run_id}-poll-u{i}"
+            cid = api.create_container(
+                h.IMAGE, command=["sleep", "3600"], name=name,
+                labels={**naming.owner_labels(f"u{i}", ""), **h.labels(run_id)},
+                host_config=api.create_host_config(auto_remove=False),
+            )["Id"]
+            api.start(cid)
+            states.append({"object_id": cid, "object_name": name})
+    finally:
+        api.close()
+    return states
+
+
+async def _real(run_id: str, users: int, intervals: int) -> dict[str, Any]:
+    from dockerspawner.engine.dockerpy import DockerPyEngine
+
+    try:
+        states = await asyncio.to_thread(_real_servers, run_id, users)
+        out = {}
+        for key, from_events in (("index", True), ("inspect_each", False)):
+            engine = DockerPyEngine()
+            try:
+                out[key] = await _measure(_Counted(engine), states, from_events=from_events, intervals=intervals,
+                                          image=h.IMAGE)
+            finally:
+                await engine.close()
+    finally:
+        await asyncio.to_thread(h.cleanup_sync, run_id)
+    return {"users": users, **out, "calls_ratio": ratio(out["inspect_each"]["engine_calls"], out["index"]["engine_calls"] or None),
+            "cpu_ratio": ratio(out["inspect_each"]["cpu_s"], out["index"]["cpu_s"])}
+
+
+async def _measure(
+    fake: Any, states: list[dict], *, from_events: bool, intervals: int, image: str = IMAGE
+) -> dict[str, Any]:
     from dockerspawner.index import close_indexes
 
     users = Users()
     spawners = []
     for i, state in enumerate(states):
-        sp = users.spawner(f"u{i}", engine=fake, image=IMAGE, poll_from_events=from_events)
+        sp = users.spawner(f"u{i}", engine=fake, image=image, poll_from_events=from_events)
         sp.load_state(state)
         spawners.append(sp)
     calls, cpu, wall = [], [], []
@@ -125,7 +190,10 @@ async def run(args: Any, run_id: str) -> dict[str, Any]:
                 "cpu_ratio": ratio(inspect["cpu_s"], index["cpu_s"]),
             }
         )
-    return {"benchmark": "poll_cost", "engine": "fakedocker", "intervals": args.intervals, "rows": rows}
+    out = {"benchmark": "poll_cost", "engine": "fakedocker", "intervals": args.intervals, "rows": rows, "run_id": run_id}
+    if args.real:
+        out["real"] = await _real(run_id, args.real, args.intervals)
+    return out
 
 
 def report(result: dict[str, Any]) -> str:
@@ -142,6 +210,14 @@ def report(result: dict[str, Any]) -> str:
             f" {fmt(e['engine_calls'], 0)} | {fmt(e['cpu_s'] * 1000, 1)} | {fmt(row['floor']['cpu_s'] * 1000, 1)}"
             f" | {fmt(row['cpu_ratio'])} |"
         )
+    real = result.get("real")
+    if real:
+        i, e = real["index"], real["inspect_each"]
+        lines.append(
+            f"real engine, {real['users']} servers: index {fmt(i['engine_calls'], 0)} engine calls,"
+            f" {fmt(i['cpu_s'] * 1000, 1)} ms CPU per interval; inspect each {fmt(e['engine_calls'], 0)} calls,"
+            f" {fmt(e['cpu_s'] * 1000, 1)} ms CPU ({fmt(real['cpu_ratio'])}x)"
+        )
     return "\n".join(lines)
 
 
@@ -149,11 +225,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--intervals", type=int, default=3)
+    parser.add_argument("--real", type=int, default=0, help="also this many servers on the real engine (0: none)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    return run_benchmark(argv, args, run, report, lambda run_id: None)
+    return run_benchmark(argv, args, run, report, h.cleanup_sync)
 
 
 if __name__ == "__main__":

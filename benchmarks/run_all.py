@@ -24,7 +24,7 @@ from benchmarks import hub_cost, hub_throughput, poll_cost
 
 FULL = {
     "hub_throughput": ["--users", "1", "10", "50", "100", "200", "--hol", "--profile-users", "50"],
-    "poll_cost": ["--users", "100", "1000", "10000"],
+    "poll_cost": ["--users", "100", "1000", "10000", "--real", "100"],
     "hub_cost": ["--spawns", "1000", "--real-users", "50"],
 }
 QUICK = {

@@ -88,6 +88,19 @@ def test_poll_cost_runs_and_the_index_makes_no_calls_per_interval():
     assert set(row["floor"]) == {"cpu_s"}
 
 
+async def test_poll_cost_on_the_real_engine_counts_its_calls(real_engine):
+    _docker_only(real_engine)
+    from benchmarks import poll_cost
+
+    result = await asyncio.to_thread(poll_cost.main, ["--users", "2", "--intervals", "2", "--real", "3", "--quiet"])
+    real = result["real"]
+    assert real["users"] == 3
+    assert real["index"]["engine_calls"] == 0
+    assert real["inspect_each"]["engine_calls"] == 3
+    assert real["inspect_each"]["cpu_s"] > 0
+    assert await _leftovers(real_engine, result["run_id"]) == []
+
+
 async def test_hub_throughput_runs(real_engine):
     _docker_only(real_engine)
     from benchmarks import hub_throughput
@@ -130,6 +143,8 @@ async def test_hub_cost_runs(real_engine):
         assert result[key]["cpu_per_spawn_ms"] > 0, key
     assert result["ours_mem"]["held_kb_per_server"] > 0 and result["ours_mem"]["peak_kb_per_spawn"] > 0
     assert result["real"]["failures"] == 0 and result["real"]["loop_lag"]["max_ms"] is not None
+    frozen = result["real_gc_frozen"]
+    assert frozen["gc_frozen"] and frozen["failures"] == 0 and frozen["loop_lag"]["gc_full_max_ms"] is not None
     assert result["idle_loop_lag"]["samples"] > 0
     assert await _leftovers(real_engine, result["run_id"]) == []
     assert "spawner's own" in hub_cost.report(result)
