@@ -182,7 +182,7 @@ async def swarm(engine: Any) -> Any:
         pytest.fail(f"info() failed: {e}")
     state = (info.get("Swarm") or {}).get("LocalNodeState")
     if state != "active":
-        pytest.skip(f"swarm is not active on this engine (LocalNodeState={state!r})")
+        unavailable("the engine's swarm", f"swarm is not active on this engine (LocalNodeState={state!r})")
     return engine
 
 
