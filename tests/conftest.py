@@ -152,13 +152,6 @@ async def _require(kind: str) -> None:
         unavailable(f"the {kind} engine", reason)
 
 
-async def _ignore_missing(coro) -> None:
-    try:
-        await coro
-    except NotFound:
-        pass
-
-
 async def cleanup_labelled(eng: Any, label_filters: list[str] = LABEL_FILTERS) -> None:
     """Remove what carries all of ``label_filters`` (fakedocker's kit does the work)."""
     from fakedocker.kit.engines import remove_labelled
