@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -320,3 +321,12 @@ def run_benchmark(
     if args.json:
         print(json.dumps(result, indent=2))
     return result
+
+
+def run_as_script(main: Callable[[], Any]) -> None:
+    """A benchmark's ``__main__``: Ctrl-C ends it with one line instead of a
+    traceback (``run_benchmark`` has removed the run's objects by then)."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted; this run's bench- objects were removed")

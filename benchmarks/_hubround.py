@@ -212,6 +212,9 @@ def _free_port() -> int:
 
 
 def hub_config(workdir: Path, spawner: str, prefix: str, run_id: str) -> Any:
+    """The measured hub's config. Its loopback part repeats fakedocker.kit.hub's
+    on purpose: this script runs inside dockerspawner 14's own venv (``--spawner
+    ds14``), where fakedocker is not importable."""
     from traitlets.config import Config
 
     c = Config()

@@ -406,14 +406,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     async def run(a: argparse.Namespace, run_id: str) -> dict[str, Any]:
         return await asyncio.to_thread(_run_sync, a, run_id)
 
-    def cleanup(run_id: str) -> None:
-        h.cleanup_sync(run_id)
-
-    return h.run_benchmark(argv, args, run, report, cleanup)
+    return h.run_benchmark(argv, args, run, report, h.cleanup_sync)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit("interrupted; this run's bench- objects were removed")
+    h.run_as_script(main)

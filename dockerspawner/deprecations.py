@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from jupyterhub.traitlets import Callable as CallableTrait
 from traitlets import Any as AnyTrait, Bool, Dict, HasTraits, Int, List, Unicode, Union, observe

@@ -13,8 +13,8 @@ import os
 import sys
 import time
 import weakref
-from typing import Any
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 from jupyterhub.spawner import Spawner

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import html
 import inspect
-from typing import Any
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import jupyterhub
 from jupyterhub.spawner import Spawner

@@ -27,10 +27,10 @@ import sqlite3
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable
 from urllib.parse import quote
 
 from .engine import DockerEngine, EngineError, NotFound

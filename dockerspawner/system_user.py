@@ -8,9 +8,9 @@ in production, a dict in tests), so this module does no IO of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from collections.abc import Callable
 
 from .specs import check_confined
 

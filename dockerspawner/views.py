@@ -7,9 +7,9 @@ reads them through these views, so a shape difference is handled once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Mapping
 
 from . import naming
 

@@ -3,7 +3,6 @@ time and duration formats, image references and docker-py style filters."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import shlex
@@ -29,10 +28,6 @@ def new_id() -> str:
 def swarm_id() -> str:
     """25 lowercase base-36 characters, like swarm object ids."""
     return "".join(secrets.choice(_B36) for _ in range(25))
-
-
-def sha256_of(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def now_ns() -> int:
@@ -138,14 +133,6 @@ def normalize_filters(filters: dict[str, Any] | None) -> dict[str, list[str]]:
         items = value if isinstance(value, list) else [value]
         out[key] = [item if isinstance(item, str) else str(item) for item in items]
     return out
-
-
-def env_list(env: dict[str, str] | list[str] | None) -> list[str]:
-    if env is None:
-        return []
-    if isinstance(env, dict):
-        return [f"{k}={v}" for k, v in env.items()]
-    return list(env)
 
 
 def env_dict(env: Iterable[str] | None) -> dict[str, str]:

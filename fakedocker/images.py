@@ -16,7 +16,7 @@ from typing import Any
 from dockerspawner.engine.protocol import Conflict, EngineError, NotFound, PullEvent
 from dockerspawner.engine.replay import Replay
 
-from ._util import normalize_ref, now_ns, repo_path, rfc3339_nano, split_ref
+from ._util import labels_match, normalize_ref, now_ns, repo_path, rfc3339_nano, split_ref
 from .fs import Meta
 
 #: Files every image gets unless ``files`` is given: what the project's
@@ -168,11 +168,6 @@ class Image:
         }
 
 
-def _label_matches(labels: dict[str, str], wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in labels and (not eq or labels[key] == value)
-
-
 def image_id_for(config: dict[str, Any], layers: list[Layer]) -> str:
     """Same config and layers give the same id, as content addressing does."""
     blob = json.dumps({"config": config, "layers": [layer.digest for layer in layers]}, sort_keys=True)
@@ -284,7 +279,7 @@ class ImageStore:
                 if not any(k in image.tags for k in keys):
                     continue
             labels = image.config.get("Labels") or {}
-            if not all(_label_matches(labels, w) for w in wanted):
+            if not labels_match(labels, wanted):
                 continue
             out.append(image.list_entry())
         return out

@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import fnmatch
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from collections.abc import Callable, Iterable
 
 from dockerspawner.engine.protocol import Conflict, EngineError, NotFound, classify_500
 

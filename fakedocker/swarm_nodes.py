@@ -12,9 +12,9 @@ listed most frequent first.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterable, Mapping
 
 from dockerspawner.engine.protocol import EngineError
 

@@ -26,6 +26,8 @@ import pytest
 from dockerspawner.engine import EngineError, NotFound
 from dockerspawner.index import close_indexes
 
+from unavailable import unavailable
+
 TEST_IMAGE = "local/busybox:test"
 CONTRACT_LABEL = "org.jupyterhub.test"
 RUN_LABEL = "org.jupyterhub.test.run"
@@ -146,18 +148,8 @@ async def _why_unavailable(kind: str) -> str | None:
 
 async def _require(kind: str) -> None:
     reason = await _why_unavailable(kind)
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set, so a missing engine is an error: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-async def _ignore_missing(coro) -> None:
-    try:
-        await coro
-    except NotFound:
-        pass
+    if reason is not None:
+        unavailable(f"the {kind} engine", reason)
 
 
 async def cleanup_labelled(eng: Any, label_filters: list[str] = LABEL_FILTERS) -> None:

@@ -11,8 +11,8 @@ errors are raised as the docker-py errors such code expects.
 from __future__ import annotations
 
 import itertools
-from typing import Any
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import requests
 from docker import errors as docker_errors

@@ -11,8 +11,8 @@ import asyncio
 import importlib
 import json
 import weakref
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from .protocol import DockerEngine
 

@@ -637,7 +637,7 @@ class DockerPyEngine:
                 if kind == "event":
                     if wanted and not _event_has_labels(item, wanted):
                         continue
-                    if actions and str(item.get("Action") or item.get("status") or "").split(":", 1)[0] not in actions:
+                    if actions and _event_action(item) not in actions:
                         continue
                     yield item
                 elif kind == "error":
@@ -683,9 +683,14 @@ def _event_has_labels(event: dict, wanted: list[str]) -> bool:
     return labels_match((event.get("Actor") or {}).get("Attributes"), wanted)
 
 
+def _event_action(event: dict) -> str:
+    """The event's action as the ``event`` filter names it: ``exec_start: sh``
+    counts as ``exec_start``, as dockerd matches it."""
+    return str(event.get("Action") or event.get("status") or "").split(":", 1)[0]
+
+
 def _event_actions(filters: dict[str, Any] | None) -> set[str]:
-    """The ``event`` filter's names (``exec_start: sh`` counts as ``exec_start``,
-    as dockerd matches it)."""
+    """The ``event`` filter's names."""
     value = (filters or {}).get("event")
     items = value if isinstance(value, list) else [value] if value else []
     return {str(i) for i in items}

@@ -18,9 +18,9 @@ Conventions, so that a caller never needs to know which backend it has:
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict, runtime_checkable
-from collections.abc import AsyncIterator
 
 __all__ = [
     "EngineError",

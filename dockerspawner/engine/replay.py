@@ -8,8 +8,8 @@ the whole story).
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, TypeVar
 from collections.abc import AsyncIterator
+from typing import Generic, TypeVar
 
 from .protocol import EngineError
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from unavailable import unavailable
+
 # the hub fixture lives next to the hub tests (tests/hub/conftest.py); with
 # pytest's default import mode ``tests/`` is on sys.path, so it is ``hub.conftest``
 try:
@@ -61,9 +63,7 @@ def _own_cwd(tmp_path, monkeypatch):
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI is set, so the browser test must run (bash .ci/setup installs it)", pytrace=False)
-    pytest.skip(reason)
+    unavailable("the browser (bash .ci/setup installs it)", reason)
 
 
 def _check_browser() -> None:

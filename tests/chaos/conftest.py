@@ -9,7 +9,6 @@ fail in CI (env ``CI`` set), like every real-engine test.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -24,7 +23,7 @@ from fakedocker.kit.engines import LabelledEngine, remove_labelled
 from fakedocker.kit.spawners import SpawnerFactory
 
 from contract.helpers import HTTPD_CMD  # busybox httpd: answers the readiness check on 8888
-from unavailable import unavailable
+from unavailable import require_root, unavailable
 
 from .rig import ENGINE_ADDR, IMAGE, ChaosEngine
 
@@ -42,8 +41,7 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="module")
 def chaos_engine() -> Iterator[ChaosEngine]:
     """The extra engine, up for the whole module, removed (and checked gone) after."""
-    if os.geteuid() != 0:
-        _unavailable("the chaos engine needs root (a network namespace and a dockerd)")
+    require_root("the chaos engine", "a network namespace and a dockerd")
     rig = ChaosEngine()
     try:
         rig.up()

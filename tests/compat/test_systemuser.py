@@ -17,6 +17,7 @@ from traitlets.config import Config
 from dockerspawner import SystemUserSpawner
 
 from contract.helpers import stored_binds
+from unavailable import require_root
 
 pytestmark = pytest.mark.engine
 
@@ -24,10 +25,7 @@ pytestmark = pytest.mark.engine
 @pytest.fixture
 def system_user(tmp_path):
     """A fresh system account with its home in tmp_path (root only)."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set, so the system-user tests must run: they need root (useradd)", pytrace=False)
-        pytest.skip("creating system users needs root")
+    require_root("creating system users", "useradd")
     made = []
 
     def make() -> pwd.struct_passwd:

@@ -95,6 +95,18 @@ async def test_events_filtered_by_event_name(engine, make_container, label_filte
     assert [ev["Action"] for ev in out] == ["die"]
 
 
+async def test_event_filter_names_an_action_without_its_detail(engine, make_container, label_filters):
+    """``exec_start`` selects ``exec_start: true``, as dockerd's filter matches it."""
+    cid = await make_container(start=True)
+    out, task = await _start_listening(engine, {"type": "container", "event": ["exec_start"], "label": label_filters})
+    try:
+        await engine.exec_run(cid, ["true"])
+        await _wait_for(out, lambda ev: ev["Actor"]["ID"] == cid)
+    finally:
+        await _stop(task)
+    assert {ev["Action"].split(":", 1)[0] for ev in out} == {"exec_start"}
+
+
 async def test_events_since_replays_past_events(engine, make_container, label_filters):
     since = time.time() - 1
     cid = await make_container(["true"], start=True)

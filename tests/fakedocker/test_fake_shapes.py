@@ -294,6 +294,19 @@ async def test_events_since_replays_history(fake, run):
     assert isinstance(first["time"], int) and first["timeNano"] // 1_000_000_000 == first["time"]
 
 
+async def test_image_list_label_filter_needs_every_item(fake):
+    """As dockerd's: every ``label`` item must hold, a bare key or key=value."""
+    fake.add_image("local/labelled:1", config={"Labels": {"team": "a", "tier": "gpu"}})
+
+    async def tags(*wanted: str) -> set[str]:
+        return {t for i in await fake.list_images(filters={"label": list(wanted)}) for t in i["RepoTags"]}
+
+    assert await tags("team") == {"local/labelled:1"}
+    assert await tags("team=a", "tier") == {"local/labelled:1"}
+    assert await tags("team=a", "tier=cpu") == set()
+    assert await tags("team=b") == set()
+
+
 async def test_pull_events_like_the_engine(fake):
     fake.registry.add(
         "127.0.0.1:5000/ct/pulled:v1", config={"Cmd": ["sleep", "300"]}, layers=[1_984_305, 2 * 1024 * 1024]

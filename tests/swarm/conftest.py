@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from unavailable import unavailable
+from unavailable import require_root, unavailable
 
 SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "multi-node-swarm"
 TEST_IMAGE = "local/busybox:test"
@@ -86,8 +86,7 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def swarm_rig() -> Iterator[SwarmRig]:
     """The multi-node swarm; brought up (and down afterwards) unless already up."""
-    if os.geteuid() != 0:
-        _unavailable("the multi-node swarm needs root (network namespaces, dockerd)")
+    require_root("the multi-node swarm", "network namespaces, dockerd")
     try:  # already up (someone ran `up`): use it, leave it up
         existing: SwarmRig | None = SwarmRig.from_exports(run_script("env", timeout=60), 0.0, owned=False)
     except RuntimeError:

@@ -15,9 +15,8 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
-from collections.abc import Callable
 
 import pytest
 

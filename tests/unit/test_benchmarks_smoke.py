@@ -24,18 +24,11 @@ from dockerspawner.engine import NotFound  # noqa: E402
 pytestmark = [pytest.mark.real_engine, pytest.mark.docker_engine_only]
 
 
-def _docker_only(real_engine) -> None:
-    # the benchmarks talk to DOCKER_HOST; the fixture gives skip-or-fail-in-CI
-    if getattr(real_engine, "engine_kind", "docker") != "docker":
-        pytest.skip("the benchmarks target the Docker engine at DOCKER_HOST")
-
-
 async def _leftovers(real_engine, run_id: str) -> list:
     return await real_engine.list_containers(all=True, filters={"label": [f"{RUN_LABEL}={run_id}"]})
 
 
 async def test_spawn_throughput_runs(real_engine):
-    _docker_only(real_engine)
     # main() runs its own event loop, so it gets a thread of its own
     result = await asyncio.to_thread(
         spawn_throughput.main, ["--users", "2", "--repeats", "1", "--no-warmup", "--quiet"]
@@ -55,7 +48,6 @@ async def test_spawn_throughput_runs(real_engine):
 
 
 async def test_pull_isolation_runs(real_engine):
-    _docker_only(real_engine)
     result = await asyncio.to_thread(
         pull_isolation.main, ["--layer-mb", "3", "--repeats", "1", "--no-warmup", "--b-at", "start", "--quiet"]
     )
@@ -102,7 +94,6 @@ async def test_poll_cost_on_the_real_engine_counts_its_calls(real_engine):
 
 
 async def test_hub_throughput_runs(real_engine):
-    _docker_only(real_engine)
     from benchmarks import hub_throughput
 
     # ds14 needs its own virtualenv (hub_throughput --ds14-venv): the same code drives it
@@ -134,7 +125,6 @@ async def test_hub_throughput_runs(real_engine):
 
 
 async def test_hub_cost_runs(real_engine):
-    _docker_only(real_engine)
     from benchmarks import hub_cost
 
     result = await asyncio.to_thread(hub_cost.main, ["--spawns", "5", "--real-users", "2", "--quiet"])
@@ -151,7 +141,6 @@ async def test_hub_cost_runs(real_engine):
 
 
 async def test_run_all_writes_tables_and_plot(real_engine, tmp_path):
-    _docker_only(real_engine)
     from benchmarks import run_all
 
     result = await asyncio.to_thread(run_all.main, ["--quick", "--only", "poll_cost,hub_cost", "--out", str(tmp_path), "--quiet"])
