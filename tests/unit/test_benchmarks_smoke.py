@@ -81,7 +81,6 @@ def test_poll_cost_runs_and_the_index_makes_no_calls_per_interval():
 
 
 async def test_poll_cost_on_the_real_engine_counts_its_calls(real_engine):
-    _docker_only(real_engine)
     from benchmarks import poll_cost
 
     result = await asyncio.to_thread(poll_cost.main, ["--users", "2", "--intervals", "2", "--real", "3", "--quiet"])
