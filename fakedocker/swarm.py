@@ -699,7 +699,7 @@ class Swarm:
         if container is not None:
             task.pid = container.pid
         if failure is not None and failure.state == "failed":
-            await asyncio.sleep(self.step_delay)
+            # at once, as a process that exits on start: nothing sees it running (or serving)
             await self.engine._swarm_fail_container(task.container_id)
             task.exit_code, task.pid = 1, 0
             self._end(task, "failed", failure.err)
