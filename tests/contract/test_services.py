@@ -220,7 +220,9 @@ async def test_task_states_in_order_with_the_engine_messages(swarm, new_service)
     seen = await _trace(swarm, sid, lambda ts: ts and ts[0]["Status"]["State"] == "failed" and ts[0]["DesiredState"] == "shutdown")
     states = [s[1] for s in seen]
     assert [ORDER.index(s) for s in states] == sorted(ORDER.index(s) for s in states), states
-    assert {"pending", "running", "failed"} <= set(states), states
+    # "pending" lasts milliseconds on a real swarm, so a poll may miss it under load;
+    # when it is seen, its place in the order and its message are checked like the rest
+    assert {"running", "failed"} <= set(states), states
     for _, state, message, err, desired, has_node in seen:
         if state != "failed":
             assert message == MESSAGES[state], (state, message)
