@@ -93,7 +93,8 @@ async def test_hub_throughput_runs(real_engine):
     from benchmarks import hub_throughput
 
     # ds14 needs its own virtualenv (hub_throughput --ds14-venv): the same code drives it
-    argv = ["--users", "1", "--variants", "raw,thin,ours", "--hol", "--layer-mb", "3", "--rate-mb-s", "4",
+    # head-of-line with 2 users: the same rounds and disturbers as with 10, a quarter of the spawns
+    argv = ["--users", "1", "--variants", "raw,thin,ours", "--hol", "--hol-users", "2", "--layer-mb", "3", "--rate-mb-s", "4",
             "--profile-users", "1", "--quiet"]
     result = await asyncio.to_thread(hub_throughput.main, argv)
     (row,) = result["rows"]
@@ -107,6 +108,7 @@ async def test_hub_throughput_runs(real_engine):
     assert row["runs"]["ours"][0]["dockerspawner_file"].startswith(str(ROOT / "dockerspawner"))
     assert row["runs"]["thin"][0]["undisturbed"]["loop_lag"]["samples"] > 0
     assert row["summary"]["ours_over_thin"]["wall_s"] is not None
+    assert result["head_of_line"]["users"] == 2
     hol = result["head_of_line"]["ours"]
     for key in ("slow_stop", "pull"):
         assert hol["run"][key]["disturber_error"] is None, key
