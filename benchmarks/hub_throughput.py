@@ -13,7 +13,7 @@ variant in a fresh process (``_hubround.py``) so CPU seconds are its own:
 - ``ours``: this repository's DockerSpawner.
 
 Also, with ``--hol``: head-of-line with the hub, for ``ours`` and ``ds14``:
-10 users spawn while one more user pulls a large image from the loopback
+10 users (``--hol-users``) spawn while one more user pulls a large image from the loopback
 registry through a throttled TCP proxy, and while one more user's container
 ignores SIGTERM for the whole 10 s stop timeout; their p95 against undisturbed.
 With ``--profile-users N``: a cProfile of the hub process during N spawns, for
@@ -308,13 +308,14 @@ def summarise(runs: dict[str, list], n: int) -> dict[str, Any]:
 
 def head_of_line(args: argparse.Namespace, api: Any, run_id: str, one) -> dict[str, Any]:
     big = pull_isolation.ensure_big_image(api, args.layer_mb, run_id)
-    out: dict[str, Any] = {"layer_mb": args.layer_mb, "rate_mb_s": args.rate_mb_s, "users": 10, "image": big}
+    n = args.hol_users
+    out: dict[str, Any] = {"layer_mb": args.layer_mb, "rate_mb_s": args.rate_mb_s, "users": n, "image": big}
     with ThrottledProxy(("127.0.0.1", 5000), args.rate_mb_s * 1e6) as proxy:
         ref = big["ref"].replace("127.0.0.1:5000", f"127.0.0.1:{proxy.port}")
         out["proxied_ref"] = ref
         for v in [v for v in ("ours", "ds14") if v in args.variants]:
             pull_isolation.remove_local(api, ref)
-            r = one(v, 10, ["--disturb", "stop", "--disturb", f"pull:{ref}"])
+            r = one(v, n, ["--disturb", "stop", "--disturb", f"pull:{ref}"])
             und = (r.get("undisturbed") or {}).get("p95_s")
             out[v] = {
                 "run": r,
@@ -355,7 +356,7 @@ def report(result: dict[str, Any]) -> str:
                              f"  hub CPU {h.fmt(r['hub_cpu_s'])}")
     hol = result.get("head_of_line")
     if hol:
-        lines.append(f"head-of-line, 10 users ({hol['layer_mb']} MB layer at {hol['rate_mb_s']} MB/s; stop timeout 10 s):")
+        lines.append(f"head-of-line, {hol['users']} users ({hol['layer_mb']} MB layer at {hol['rate_mb_s']} MB/s; stop timeout 10 s):")
         for v in ("ours", "ds14"):
             if v in hol:
                 x = hol[v]
@@ -384,6 +385,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
     p.add_argument("--hol", action="store_true", help="also measure head-of-line (pull, slow stop)")
+    p.add_argument("--hol-users", type=int, default=10, help="users spawning during --hol's disturbers (default 10)")
     p.add_argument("--layer-mb", type=int, default=100, help="the big image's layer for --hol (default 100)")
     p.add_argument("--rate-mb-s", type=float, default=4.0, help="registry throttle for --hol (default 4 MB/s)")
     p.add_argument("--profile-users", type=int, default=0, help="profile thin and ours at this N (0: no)")
@@ -395,8 +397,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if set(args.variants) - set(VARIANTS) or not args.variants:
         p.error(f"choose variants from {', '.join(VARIANTS)}")
-    if not all(1 <= n <= 500 for n in args.users):
-        p.error("--users must be 1..500")
+    if not all(1 <= n <= 500 for n in [*args.users, args.hol_users]):
+        p.error("--users and --hol-users must be 1..500")
     return args
 
 

@@ -96,7 +96,8 @@ async def test_hub_throughput_runs(real_engine):
     from benchmarks import hub_throughput
 
     # ds14 needs its own virtualenv (hub_throughput --ds14-venv): the same code drives it
-    argv = ["--users", "1", "--variants", "raw,thin,ours", "--hol", "--layer-mb", "3", "--rate-mb-s", "4",
+    # head-of-line with 2 users: the same rounds and disturbers as with 10, a quarter of the spawns
+    argv = ["--users", "1", "--variants", "raw,thin,ours", "--hol", "--hol-users", "2", "--layer-mb", "3", "--rate-mb-s", "4",
             "--profile-users", "1", "--quiet"]
     result = await asyncio.to_thread(hub_throughput.main, argv)
     (row,) = result["rows"]
@@ -110,6 +111,7 @@ async def test_hub_throughput_runs(real_engine):
     assert row["runs"]["ours"][0]["dockerspawner_file"].startswith(str(ROOT / "dockerspawner"))
     assert row["runs"]["thin"][0]["undisturbed"]["loop_lag"]["samples"] > 0
     assert row["summary"]["ours_over_thin"]["wall_s"] is not None
+    assert result["head_of_line"]["users"] == 2
     hol = result["head_of_line"]["ours"]
     for key in ("slow_stop", "pull"):
         assert hol["run"][key]["disturber_error"] is None, key
@@ -139,11 +141,13 @@ async def test_hub_cost_runs(real_engine):
     assert "spawner's own" in hub_cost.report(result)
 
 
-async def test_run_all_writes_tables_and_plot(real_engine, tmp_path):
+async def test_run_all_writes_tables_and_plot(real_engine, tmp_path, monkeypatch):
     from benchmarks import run_all
 
+    # hub_cost itself is covered by test_hub_cost_runs at these sizes: here only its table and plot
+    monkeypatch.setitem(run_all.QUICK, "hub_cost", ["--spawns", "5", "--real-users", "1"])
     result = await asyncio.to_thread(run_all.main, ["--quick", "--only", "poll_cost,hub_cost", "--out", str(tmp_path), "--quiet"])
-    assert {"poll_cost", "hub_cost"} <= set(result)
+    assert {"poll_cost", "hub_cost"} <= set(result) and result["hub_cost"]["spawns"] == 5
     assert "poll cost per interval" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "hub_poll.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(json.loads((tmp_path / "results.json").read_text())) >= {"poll_cost", "hub_cost", "plot"}
