@@ -185,6 +185,7 @@ class DockerPyEngine:
         use_env: bool = True,
         max_workers: int = 32,
         timeout: float = 60,
+        oldest_first: bool = True,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
@@ -193,7 +194,7 @@ class DockerPyEngine:
         self._use_env = use_env
         self._max_workers = max_workers
         self._timeout = timeout
-        self._pool = OldestFirstPool(max_workers, thread_name_prefix="dockerpy")
+        self._pool = OldestFirstPool(max_workers, thread_name_prefix="dockerpy", by_spawn=oldest_first)
         self._api: docker.APIClient | None = None
         self._api_lock: asyncio.Lock | None = None
         self._pulls: dict[tuple[str, str], _PullJob] = {}

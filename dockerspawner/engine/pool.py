@@ -43,11 +43,13 @@ def oldest_first(began: float | None = None) -> Iterator[None]:
 
 
 class OldestFirstPool(Executor):
-    """A bounded thread pool whose queue is ordered by ``spawn_began``."""
+    """A bounded thread pool whose queue is ordered by ``spawn_began``
+    (with ``by_spawn=False``, by submission: first in, first out)."""
 
-    def __init__(self, max_workers: int, thread_name_prefix: str = "pool") -> None:
+    def __init__(self, max_workers: int, thread_name_prefix: str = "pool", *, by_spawn: bool = True) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
+        self._by_spawn = by_spawn
         self._max_workers = max_workers
         self._prefix = thread_name_prefix
         self._queue: queue.PriorityQueue = queue.PriorityQueue()
@@ -58,7 +60,7 @@ class OldestFirstPool(Executor):
         self._threads: list[threading.Thread] = []
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        began = spawn_began.get()
+        began = spawn_began.get() if self._by_spawn else None
         rank = time.monotonic() if began is None else began
         future: Future = Future()
         with self._lock:

@@ -119,3 +119,55 @@ async def test_a_subclass_with_its_own_get_object_is_polled_through_it(fake, mak
     assert await sp.poll() is None
     assert seen == [sp.object_id]
     await sp.stop()
+
+
+async def _slow_to_answer(monkeypatch, refusals: int) -> None:
+    """The server refuses the first ``refusals`` HTTP attempts of a start, then answers."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    real_fetch = AsyncHTTPClient.fetch
+    left = [refusals]
+
+    def fetch(self, request, *args, **kwargs):
+        if left[0] > 0:
+            left[0] -= 1
+            raise ConnectionRefusedError("not listening yet")
+        return real_fetch(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncHTTPClient, "fetch", fetch)
+
+
+@pytest.mark.parametrize("from_events", [True, False])
+async def test_waiting_for_http_asks_the_index_not_the_engine(fake, make_spawner, monkeypatch, from_events):
+    (warm,) = await _started(make_spawner, 1, poll_from_events=from_events)
+    assert await warm.poll() is None  # the index follows the engine before the start below
+    await asyncio.sleep(0.05)
+    await _slow_to_answer(monkeypatch, refusals=6)
+    sp = make_spawner("slow", image=IMAGE, poll_from_events=from_events)
+    fake.calls.clear()
+    await sp.start()
+    inspects = fake.calls.count("inspect_container")
+    # one inspect after the start, then at most a few until the index has seen the start's events
+    assert inspects <= 4 if from_events else inspects >= 7, inspects
+    await asyncio.gather(sp.stop(), warm.stop())
+
+
+async def test_a_server_that_dies_while_the_hub_waits_for_http_fails_the_start(fake, make_spawner, monkeypatch):
+    (warm,) = await _started(make_spawner, 1)
+    assert await warm.poll() is None
+    from tornado.httpclient import AsyncHTTPClient
+
+    sp = make_spawner("dies", image=IMAGE)
+    attempts = []
+
+    def fetch(self, request, *args, **kwargs):
+        attempts.append(request)
+        if len(attempts) == 3:
+            fake.exit_container(sp.object_id, 5)
+        raise ConnectionRefusedError("not listening")
+
+    monkeypatch.setattr(AsyncHTTPClient, "fetch", fetch)
+    with pytest.raises(Exception, match="exit code 5|ExitCode=5|exited"):
+        await asyncio.wait_for(sp.start(), 10)
+    assert len(attempts) <= 6  # noticed at the next attempts, not at http_timeout
+    await warm.stop()

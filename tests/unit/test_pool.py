@@ -39,6 +39,43 @@ def test_a_free_worker_takes_the_call_of_the_oldest_spawn():
         pool.shutdown()
 
 
+def test_without_oldest_first_calls_run_in_the_order_they_came():
+    pool = OldestFirstPool(1, thread_name_prefix="t-pool", by_spawn=False)
+    ran: list[str] = []
+    try:
+        release = _blocked(pool)
+        futures = []
+        for name, began in [("late", 30.0), ("early", 10.0)]:
+            with oldest_first(began):
+                futures.append(pool.submit(ran.append, name))
+        release.set()
+        for f in futures:
+            f.result(10)
+        assert ran == ["late", "early"]
+    finally:
+        pool.shutdown()
+
+
+async def test_the_docker_engine_option_turns_it_off(monkeypatch):
+    from dockerspawner.engine.connect import forget_engines
+
+    made: list[bool] = []
+    real_init = OldestFirstPool.__init__
+
+    def recording(self, *args, **kwargs):
+        made.append(kwargs.get("by_spawn", True))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(OldestFirstPool, "__init__", recording)
+    sp = DockerSpawner(engine="docker", engine_options={"oldest_first": False})
+    try:
+        assert sp.docker_engine.engine_kind == "docker"  # made here, without IO
+    finally:
+        for engine in forget_engines():
+            await engine.close()
+    assert made == [False]
+
+
 def test_calls_return_and_raise_like_an_executor():
     pool = OldestFirstPool(2, thread_name_prefix="t-pool")
     try:
