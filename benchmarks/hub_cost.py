@@ -147,6 +147,41 @@ async def _real_round(n: int, run_id: str, *, frozen: bool = False) -> dict[str,
     }
 
 
+_BURST = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+sys.path.insert(0, sys.argv[1])
+from benchmarks import _harness as h
+api = h.docker_api(pool=64)
+run_id, prefix, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+with ThreadPoolExecutor(max_workers=32) as pool:
+    list(pool.map(lambda i: h.raw_spawn(api, f"{prefix}-u{i:03d}", run_id, http=True), range(n)))
+"""
+
+
+async def _lag_floor_round(n: int, run_id: str) -> dict[str, Any]:
+    """The machine's floor for the lag: this loop does nothing but measure while
+    another process creates, starts and reaches the same ``n`` containers
+    (raw docker-py, 32 threads), so the engine and the containers load the
+    cores as during the spawns, and no spawner runs on this loop."""
+    lag = LagMonitor()
+    lag.start()
+    w0 = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _BURST, str(Path(__file__).resolve().parents[1]), run_id, f"bench-{run_id}-floorlag", str(n)
+    )
+    try:
+        code = await asyncio.wait_for(proc.wait(), 300)
+    finally:
+        w1 = time.perf_counter()
+        floor_lag = await lag.stop()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await asyncio.to_thread(h.cleanup_sync, run_id)
+    return {"spawns": n, "exit_code": code, "start_wall_s": round(w1 - w0, 3), "loop_lag": floor_lag}
+
+
 async def run(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
     load = h.load_average()
     out: dict[str, Any] = {"benchmark": "hub_cost", "spawns": args.spawns, "load_before": load}
@@ -159,6 +194,7 @@ async def run(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
     if args.real_users:
         out["real"] = await _real_round(args.real_users, run_id)
         out["real_gc_frozen"] = await _real_round(args.real_users, run_id, frozen=True)
+        out["real_lag_floor"] = await _lag_floor_round(args.real_users, run_id)
         idle = LagMonitor()
         idle.start()
         await asyncio.sleep(min(out["real"]["start_wall_s"], 10))
@@ -186,6 +222,11 @@ def report(r: dict[str, Any]) -> str:
                      f" max loop lag {lag['max_ms']} ms, p99 {lag['p99_ms']} ms; full GCs {lag.get('gc_full_collections')},"
                      f" longest GC pause {lag.get('gc_max_ms')} ms; wall {x['start_wall_s']} s,"
                      f" CPU/spawn {x['cpu_per_spawn_ms']} ms, failures {x['failures']}")
+    floor = r.get("real_lag_floor")
+    if floor:
+        lines.append(f"the machine's floor: an idle loop while another process makes the same {floor['spawns']} containers"
+                     f" (raw docker-py): max loop lag {floor['loop_lag']['max_ms']} ms, p99 {floor['loop_lag']['p99_ms']} ms,"
+                     f" wall {floor['start_wall_s']} s, exit {floor['exit_code']}")
     if r.get("idle_loop_lag"):
         lines.append(f"an idle loop after: max {r['idle_loop_lag']['max_ms']} ms")
     return "\n".join(lines)

@@ -136,6 +136,8 @@ async def test_hub_cost_runs(real_engine):
     assert result["real"]["failures"] == 0 and result["real"]["loop_lag"]["max_ms"] is not None
     frozen = result["real_gc_frozen"]
     assert frozen["gc_frozen"] and frozen["failures"] == 0 and frozen["loop_lag"]["gc_full_max_ms"] is not None
+    floor = result["real_lag_floor"]
+    assert floor["exit_code"] == 0 and floor["loop_lag"]["samples"] > 0
     assert result["idle_loop_lag"]["samples"] > 0
     assert await _leftovers(real_engine, result["run_id"]) == []
     assert "spawner's own" in hub_cost.report(result)
