@@ -95,8 +95,9 @@ async def test_events_filtered_by_event_name(engine, make_container, label_filte
     assert [ev["Action"] for ev in out] == ["die"]
 
 
-async def test_event_filter_names_an_action_without_its_detail(engine, make_container, label_filters):
-    """``exec_start`` selects ``exec_start: true``, as dockerd's filter matches it."""
+async def test_event_filter_names_an_action_without_its_detail(engine, docker_only, make_container, label_filters):
+    """``exec_start`` selects ``exec_start: true``, as dockerd's filter matches it
+    (Podman 4.3 sends no ``exec_start`` event: docs/compatibility.md, Podman)."""
     cid = await make_container(start=True)
     out, task = await _start_listening(engine, {"type": "container", "event": ["exec_start"], "label": label_filters})
     try:
