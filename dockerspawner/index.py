@@ -201,7 +201,6 @@ class ContainerIndex:
                         await stream.aclose()
         finally:
             self.in_sync = False
-            self._backing_off = False
             if self._first_sync is not None:
                 self._first_sync.set()
 
