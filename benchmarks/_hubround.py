@@ -55,11 +55,9 @@ def proc_cpu_s(pid: int | None) -> float | None:
     if not pid:
         return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return proc_cpu_s_path(Path(f"/proc/{pid}/stat"))
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def dockerd_pid() -> int | None:
@@ -67,6 +65,47 @@ def dockerd_pid() -> int | None:
         return int(Path(os.environ.get("HB_DOCKERD_PID_FILE", DOCKERD_PID_FILE)).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def thread_cpu_s() -> dict[int, float]:
+    """utime+stime of each live thread of this process, by native thread id."""
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            out[int(task.name)] = proc_cpu_s_path(task / "stat")
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def proc_cpu_s_path(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def thread_group(name: str) -> str:
+    """A thread's name without its number: ``dockerpy_3`` and ``dockerpy_17`` are one group."""
+    return name.rstrip("0123456789").rstrip("_-") or name
+
+
+class ThreadCpu:
+    """Where the hub's CPU went over a span, by thread group: the event loop
+    (``MainThread``), the engine pool's workers, stream lanes, ... Threads that
+    ended inside the span are counted together as ``(ended)``."""
+
+    def __init__(self) -> None:
+        self.t0 = thread_cpu_s()
+        self.p0 = time.process_time()
+
+    def read(self) -> dict[str, float]:
+        t1, p1 = thread_cpu_s(), time.process_time()
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        groups: dict[str, float] = {}
+        for tid, cpu in t1.items():
+            g = thread_group(names.get(tid, "(not python)"))
+            groups[g] = groups.get(g, 0.0) + cpu - self.t0.get(tid, 0.0)
+        groups["(ended)"] = (p1 - self.p0) - sum(groups.values())
+        return {k: round(v, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1]) if abs(v) >= 0.005}
 
 
 class CpuMeter:
@@ -317,6 +356,7 @@ async def hub_round(app: Any, names: list[str], profile: str | None = None) -> d
     lag.start()
     prof = cProfile.Profile() if profile else None
     c0 = meter.read()
+    threads = ThreadCpu()
     t0 = time.perf_counter()
     if prof:
         prof.enable()
@@ -326,11 +366,12 @@ async def hub_round(app: Any, names: list[str], profile: str | None = None) -> d
         prof.dump_stats(profile)
     t1 = time.perf_counter()
     c1 = meter.read()
+    by_thread = threads.read()
     stops = await asyncio.gather(*(stop_user(app, u) for u in users), return_exceptions=True)
     t2 = time.perf_counter()
     c2 = meter.read()
     lags = await lag.stop()
-    return _summary(names, results, stops, t0, t1, t2, c0, c1, c2, lags)
+    return {**_summary(names, results, stops, t0, t1, t2, c0, c1, c2, lags), "cpu_spawn_by_thread_s": by_thread}
 
 
 def _summary(names, results, stops, t0, t1, t2, c0, c1, c2, lags) -> dict[str, Any]:

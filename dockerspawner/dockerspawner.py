@@ -22,7 +22,7 @@ from jupyterhub.traitlets import Callable as CallableTrait
 from tornado import web
 from traitlets import Any as AnyTrait, Bool, Dict, List, Unicode, Union, default, observe, validate
 
-from . import exits, naming, orphans
+from . import coalesce, exits, naming, orphans
 from ._version import __version__  # noqa: F401 - dockerspawner.dockerspawner.__version__ as in 14
 from .attempt import StartAttempt
 from .certs import CERTS_DIR, InternalSSL
@@ -530,7 +530,7 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         else:
             info = self._attempt.image_info
             if info is None:
-                info = self._attempt.image_info = await self.docker_engine.inspect_image(self.image)
+                info = self._attempt.image_info = await coalesce.inspect_image(self.docker_engine, self.image)
             cmd = list((info.get("Config") or {}).get("Cmd") or [])
             if not cmd:
                 raise SpawnError(
@@ -1070,11 +1070,13 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         """Remove a container; gone or already being removed counts as done.
 
         With ``wait``, return only once the engine no longer knows it, so that its
-        name can be used again at once.
+        name can be used again at once. A remove the engine answered has removed
+        it; only a removal already in progress (auto-remove, another remover) is waited for.
         """
         engine = self.docker_engine
         try:
             await engine.remove_container(ref, force=True, volumes=False)
+            return
         except NotFound:
             return
         except Conflict as e:
@@ -1190,7 +1192,10 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         if not (self.object_id or self.object_name):
             return
         self.__dict__["_stop_now"] = now
-        watched = self.object_id
+        if self.object_id and self.remove:
+            # this stop removes the container itself: the watcher reaping it on its
+            # "die" would only race the remove below (one inspect and remove more)
+            exits.watcher(self.docker_engine).unwatch(self.object_id)
         try:
             self.log.info("Stopping %s %s (id: %s)", self.object_type, self.object_name, (self.object_id or "")[:12])
             await self.stop_object()
@@ -1200,8 +1205,6 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
                 await self._remove_certs_volume()
         finally:
             self.__dict__["_stop_now"] = False
-            if watched and self.remove:
-                exits.watcher(self.docker_engine).unwatch(watched)
         self.clear_state()
 
     def _poll_from_index(self) -> bool:

@@ -18,7 +18,7 @@ from jupyterhub.traitlets import Callable as CallableTrait
 from tornado import web
 from traitlets import Bool, CaselessStrEnum, Dict, HasTraits, List, TraitType, Unicode, Union, default
 
-from . import naming
+from . import coalesce, naming
 from .engine import EngineError, EngineUnavailable, NotFound
 from .errors import SpawnError, _clip, _maybe_await, _short
 from .progress import PullProgress, pull_message
@@ -205,7 +205,7 @@ class ImageChoice(HasTraits):
             return
         if policy != "always":
             try:
-                attempt.image_info = await engine.inspect_image(image)
+                attempt.image_info = await coalesce.inspect_image(engine, image)
                 return
             except NotFound:
                 if policy == "never":

@@ -68,3 +68,45 @@ async def test_a_name_conflict_without_a_visible_holder_is_retried_under_the_sam
     await asyncio.wait_for(sp.start(), 20)
     (container,) = await owned(fake, "alice")
     assert container["Names"] == [f"/{sp._established_name()}"], "took a derived name for no other owner"
+
+
+async def test_starts_of_many_servers_at_once_share_one_image_check(fake, make_spawner):
+    """A burst of starts asks about the same image once while the check is in
+    flight; a start after it finished asks again (the answer is never older
+    than a call that was running when the start asked)."""
+    fake.faults.delay("inspect_image", 0.2, times=1)
+    spawners = [make_spawner(f"user{i}", image=IMAGE, remove=True) for i in range(5)]
+    await asyncio.wait_for(asyncio.gather(*(sp.start() for sp in spawners)), 20)
+    assert fake.calls.count("inspect_image") == 1
+    late = make_spawner("late", image=IMAGE, remove=True)
+    await asyncio.wait_for(late.start(), 20)
+    assert fake.calls.count("inspect_image") == 2
+    await asyncio.gather(*(sp.stop() for sp in [*spawners, late]))
+
+
+async def test_a_start_cancelled_while_sharing_the_image_check_leaves_the_others_theirs(fake, make_spawner):
+    fake.faults.delay("inspect_image", 0.5, times=1)
+    first, second = make_spawner("alice", image=IMAGE), make_spawner("bob", image=IMAGE)
+    cancelled = asyncio.ensure_future(first.start())
+    await asyncio.sleep(0.1)
+    other = asyncio.ensure_future(second.start())
+    await asyncio.sleep(0.1)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    await asyncio.wait_for(other, 20)
+    assert fake.calls.count("inspect_image") == 1
+    assert [c["State"] for c in await owned(fake, "bob")] == ["running"]
+    assert await owned(fake, "alice") == []
+    await second.stop()
+
+
+async def test_a_missing_image_is_everyones_answer_and_each_pulls(fake, make_spawner):
+    fake.registry.add("quay.io/jupyterhub/fresh:1", config={"Cmd": ["jupyterhub-singleuser"]}, layers=[1_000])
+    fake.faults.delay("inspect_image", 0.2, times=1)
+    spawners = [make_spawner(f"user{i}", image="quay.io/jupyterhub/fresh:1", remove=True) for i in range(3)]
+    await asyncio.wait_for(asyncio.gather(*(sp.start() for sp in spawners)), 20)
+    # one shared "not found", then each pull is followed by its own inspect
+    assert fake.calls.count("pull_image") == 3
+    assert fake.calls.count("inspect_image") == 1 + 3
+    await asyncio.gather(*(sp.stop() for sp in spawners))

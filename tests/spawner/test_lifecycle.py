@@ -321,6 +321,20 @@ async def test_stop_twice(fake, make_spawner, remove):
     assert await sp.poll() is not None
 
 
+async def test_stop_with_remove_makes_one_remove_and_asks_nothing_more(fake, make_spawner):
+    """stop() removes its own container: the exit watcher does not also reap it
+    on its "die", and a remove the engine answered is not checked by inspecting."""
+    sp = make_spawner("alice", image=IMAGE, remove=True)
+    await sp.start()
+    await asyncio.sleep(0.1)  # the exit watcher follows the engine's events by now
+    fake.calls.clear()
+    await sp.stop()
+    await asyncio.sleep(0.2)  # a reap would come right after the "die"
+    assert fake.calls.count("remove_container") == 1, fake.calls
+    assert fake.calls.count("inspect_container") == 0, fake.calls
+    assert await fake.list_containers(all=True) == []
+
+
 @pytest.mark.parametrize("remove", [False, True], ids=["keep", "remove"])
 async def test_stop_when_container_already_gone(fake, make_spawner, remove):
     sp = make_spawner("alice", image=IMAGE, remove=remove)
