@@ -22,7 +22,7 @@ from jupyterhub.traitlets import Callable as CallableTrait
 from tornado import web
 from traitlets import Any as AnyTrait, Bool, Dict, List, Unicode, Union, default, observe, validate
 
-from . import coalesce, exits, naming, orphans
+from . import coalesce, exits, naming, orphans, probe
 from ._version import __version__  # noqa: F401 - dockerspawner.dockerspawner.__version__ as in 14
 from .attempt import StartAttempt
 from .certs import CERTS_DIR, InternalSSL
@@ -1103,28 +1103,19 @@ class DockerSpawner(Deprecations, ImageChoice, CallableLimits, InternalSSL, Spaw
         The hub's own check would only notice a dead container after http_timeout;
         here the user learns the exit code and the last log lines right away.
         """
-        from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-        from tornado.iostream import StreamClosedError
-
         if self.internal_ssl:
             return
         base = self.server.base_url if self.server else "/"
-        url = f"http://{ip}:{port}{base}api"
-        client = AsyncHTTPClient()
+        path = f"{base}api"
+        loop = asyncio.get_running_loop()
         delay = 0.05
-        deadline = asyncio.get_running_loop().time() + self.http_timeout
-        while True:
-            try:
-                await client.fetch(HTTPRequest(url, connect_timeout=2, request_timeout=5), raise_error=False)
-            except (OSError, StreamClosedError, HTTPClientError):
-                pass
-            else:
-                return
+        deadline = loop.time() + self.http_timeout
+        while not await probe.answers_http(ip, port, path):
             await self._check_alive()
-            if asyncio.get_running_loop().time() > deadline:
+            if loop.time() > deadline:
                 raise SpawnError(
                     f"Your server did not respond within {self.http_timeout} seconds.",
-                    f"{self._log_name} at {url} did not answer in {self.http_timeout}s;"
+                    f"{self._log_name} at http://{ip}:{port}{path} did not answer in {self.http_timeout}s;"
                     " raise Spawner.http_timeout or check the container's log",
                 )
             await asyncio.sleep(delay)

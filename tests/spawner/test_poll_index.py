@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dockerspawner import DockerSpawner
+from dockerspawner import DockerSpawner, probe
 from dockerspawner.index import close_indexes, index_for
 
 IMAGE = "quay.io/jupyterhub/singleuser:test"
@@ -123,18 +123,16 @@ async def test_a_subclass_with_its_own_get_object_is_polled_through_it(fake, mak
 
 async def _slow_to_answer(monkeypatch, refusals: int) -> None:
     """The server refuses the first ``refusals`` HTTP attempts of a start, then answers."""
-    from tornado.httpclient import AsyncHTTPClient
-
-    real_fetch = AsyncHTTPClient.fetch
+    real = probe.answers_http
     left = [refusals]
 
-    def fetch(self, request, *args, **kwargs):
+    async def answers_http(*args, **kwargs):
         if left[0] > 0:
             left[0] -= 1
-            raise ConnectionRefusedError("not listening yet")
-        return real_fetch(self, request, *args, **kwargs)
+            return False
+        return await real(*args, **kwargs)
 
-    monkeypatch.setattr(AsyncHTTPClient, "fetch", fetch)
+    monkeypatch.setattr(probe, "answers_http", answers_http)
 
 
 @pytest.mark.parametrize("from_events", [True, False])
@@ -155,18 +153,16 @@ async def test_waiting_for_http_asks_the_index_not_the_engine(fake, make_spawner
 async def test_a_server_that_dies_while_the_hub_waits_for_http_fails_the_start(fake, make_spawner, monkeypatch):
     (warm,) = await _started(make_spawner, 1)
     assert await warm.poll() is None
-    from tornado.httpclient import AsyncHTTPClient
-
     sp = make_spawner("dies", image=IMAGE)
     attempts = []
 
-    def fetch(self, request, *args, **kwargs):
-        attempts.append(request)
+    async def answers_http(host, port, path, **kwargs):
+        attempts.append(path)
         if len(attempts) == 3:
             fake.exit_container(sp.object_id, 5)
-        raise ConnectionRefusedError("not listening")
+        return False
 
-    monkeypatch.setattr(AsyncHTTPClient, "fetch", fetch)
+    monkeypatch.setattr(probe, "answers_http", answers_http)
     with pytest.raises(Exception, match="exit code 5|ExitCode=5|exited"):
         await asyncio.wait_for(sp.start(), 10)
     assert len(attempts) <= 6  # noticed at the next attempts, not at http_timeout
