@@ -238,12 +238,15 @@ class ContainerIndex:
                     stop.cancel()
                 if self._stop.is_set() or not got.done() or got.cancelled():
                     return
-                kind, item = got.result()
-                if kind == "end":
-                    raise ConnectionError("the engine ended the event stream")
-                if kind == "error":
-                    raise item
-                self._apply(item)
+                batch = [got.result()]
+                while not queue.empty():  # a burst of starts: one wait for all that came
+                    batch.append(queue.get_nowait())
+                for kind, item in batch:
+                    if kind == "end":
+                        raise ConnectionError("the engine ended the event stream")
+                    if kind == "error":
+                        raise item
+                    self._apply(item)
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)

@@ -324,6 +324,36 @@ async def test_env_docker_host_is_honoured(backend, monkeypatch, tmp_path):
         await via_env.close()
 
 
+async def test_a_socket_engine_does_not_look_up_proxies_on_every_call(backend, monkeypatch):
+    """requests reads proxy variables and .netrc on each call unless told not to;
+    none of them applies to a unix socket. A TCP engine keeps them (HTTPS_PROXY)."""
+    looked: list = []
+    real = requests.sessions.get_environ_proxies
+
+    def recording(*args, **kwargs):
+        looked.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", recording)
+    assert backend.base_url.startswith("unix://"), backend.base_url
+    eng = DockerPyEngine(client_kwargs={"base_url": backend.base_url})
+    try:
+        for _ in range(3):
+            assert await eng.ping() is True
+            await eng.version()
+    finally:
+        await eng.close()
+    assert len(looked) <= 1, looked  # the client's own version lookup, before it can be told
+    looked.clear()
+    tcp = DockerPyEngine(client_kwargs={"base_url": "tcp://127.0.0.1:1"}, use_env=False)
+    try:
+        with pytest.raises(EngineUnavailable):
+            await tcp.ping()
+    finally:
+        await tcp.close()
+    assert looked and all(url.startswith("http://127.0.0.1:1/") for url in looked), looked
+
+
 async def test_missing_socket_is_unavailable_and_named(tmp_path):
     path = tmp_path / "nothing-here.sock"
     eng = DockerPyEngine(client_kwargs={"base_url": f"unix://{path}"}, use_env=False)
