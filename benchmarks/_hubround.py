@@ -244,10 +244,16 @@ def _thin_spawner_class() -> type:
 
 
 # -- the hub --------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """Distinct free loopback ports (fakedocker.kit.hub.free_ports, which this venv may lack)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def hub_config(workdir: Path, spawner: str, prefix: str, run_id: str) -> Any:
@@ -257,10 +263,11 @@ def hub_config(workdir: Path, spawner: str, prefix: str, run_id: str) -> Any:
     from traitlets.config import Config
 
     c = Config()
+    public, hub, proxy_api = _free_ports(3)
     c.JupyterHub.ip = "127.0.0.1"
-    c.JupyterHub.port = _free_port()
+    c.JupyterHub.port = public
     c.JupyterHub.hub_ip = "127.0.0.1"
-    c.JupyterHub.hub_port = _free_port()
+    c.JupyterHub.hub_port = hub
     c.JupyterHub.db_url = f"sqlite:///{workdir / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(workdir / "cookie_secret")
     c.JupyterHub.pid_file = ""
@@ -269,7 +276,7 @@ def hub_config(workdir: Path, spawner: str, prefix: str, run_id: str) -> Any:
     c.JupyterHub.last_activity_interval = 0
     c.JupyterHub.log_level = logging.CRITICAL
     c.Authenticator.allow_all = True
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{_free_port()}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api}"
     c.ConfigurableHTTPProxy.auth_token = secrets.token_hex(16)
     c.ConfigurableHTTPProxy.pid_file = str(workdir / "proxy.pid")
     c.ConfigurableHTTPProxy.should_start = True

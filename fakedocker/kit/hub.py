@@ -12,6 +12,7 @@ other fixtures).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import shutil
@@ -61,10 +62,18 @@ class KitHub(JupyterHub):
         return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct ports free on ``host`` now.
+
+    All sockets stay bound until every port is chosen: separate bind-and-close
+    picks can be handed the same port (seen in CI: a hub and its proxy's API
+    given one port, then "Address already in use").
+    """
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in socks]
 
 
 def _api_message(body: bytes | None) -> str:
@@ -83,10 +92,11 @@ def hub_config(workdir: Path, token: str, engine: Any, spawner_traits: Mapping[s
     """The config of a test hub: loopback only, files in ``workdir``,
     DummyAuthenticator, an admin service whose token the client uses."""
     c = Config()
+    public, hub, proxy_api = free_ports(3)
     c.JupyterHub.ip = "127.0.0.1"
-    c.JupyterHub.port = _free_port()
+    c.JupyterHub.port = public
     c.JupyterHub.hub_ip = "127.0.0.1"
-    c.JupyterHub.hub_port = _free_port()
+    c.JupyterHub.hub_port = hub
     c.JupyterHub.db_url = f"sqlite:///{workdir / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(workdir / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = ""
@@ -100,7 +110,7 @@ def hub_config(workdir: Path, token: str, engine: Any, spawner_traits: Mapping[s
     c.JupyterHub.services = [{"name": CLIENT_SERVICE, "api_token": token}]
     c.JupyterHub.load_roles = [{"name": "admin", "services": [CLIENT_SERVICE]}]
     c.Authenticator.allow_all = True
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{_free_port()}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api}"
     c.ConfigurableHTTPProxy.auth_token = secrets.token_hex(16)
     c.ConfigurableHTTPProxy.pid_file = str(workdir / "jupyterhub-proxy.pid")
     c.ConfigurableHTTPProxy.should_start = True

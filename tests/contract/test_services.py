@@ -9,6 +9,7 @@ import pytest
 
 from dockerspawner.engine import Conflict, EngineError, NotFound
 from fakedocker import swarm_tasks
+from fakedocker.kit.hub import free_ports
 
 from .helpers import HTTPD_BODY, HTTPD_CMD, eventually, http_get
 
@@ -208,11 +209,7 @@ async def _trace(engine, sid: str, until, timeout: float = 30) -> list[tuple]:
 
 
 def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 async def test_task_states_in_order_with_the_engine_messages(swarm, new_service):

@@ -17,6 +17,7 @@ import pytest
 from traitlets.config import Config
 
 from dockerspawner import DockerSpawner
+from fakedocker.kit.hub import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 #: The installed hub's (major, minor): tests differ by version only where the hub does.
@@ -55,14 +56,13 @@ async def hub_factory(tmp_path, monkeypatch):
     """Make (and finally stop) MockHubs sharing one database file, so a test can
     restart the hub and see what survives."""
     from jupyterhub.tests.mocking import MockHub
-    from jupyterhub.utils import random_port
 
     _ensure_proxy_on_path()
     monkeypatch.setenv("JUPYTERHUB_TEST_DB_URL", f"sqlite:///{tmp_path}/jupyterhub.sqlite")
     apps = []
     # not the fixed 8081 and 8001: hubs of other runs (the hub matrix runs two
     # at once) listen beside ours; kept across restarts, which servers outlive
-    hub_port, proxy_api_port = random_port(), random_port()
+    hub_port, proxy_api_port = free_ports(2)
 
     async def make(
         engine, *, clean_db: bool = True, start: bool = True, hub_config: dict | None = None, **spawner_config

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from fakedocker.kit.hub import free_ports
+
 from .conftest import REPO, _ensure_proxy_on_path
 
 CI = REPO / ".ci"
 # what the fake demo must never run: engines, package managers, image tools
 ENGINE_TOOLS = ("docker", "dockerd", "docker-registry", "apt-get", "apt", "dpkg", "dpkg-query",
                 "debootstrap", "chromium", "podman", "systemctl", "unshare")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _shim_path(tmp_path: Path) -> tuple[dict[str, str], Path]:
@@ -146,7 +141,7 @@ def demo_hub(tmp_path):
     is not the project's own .venv)."""
     _ensure_proxy_on_path()
     env, calls = _shim_path(tmp_path)
-    port, hub_port, proxy_api = _free_port(), _free_port(), _free_port()
+    port, hub_port, proxy_api = free_ports(3)
     venv = Path(sys.prefix)
     skip = "" if venv == REPO / ".venv" else "venv"
     if not (CI / "node" / "node_modules" / ".bin" / "configurable-http-proxy").exists():
