@@ -284,6 +284,15 @@ def _median_of(runs: list[dict], *path: str) -> float | None:
     return h.median(values)
 
 
+def _thread_medians(runs: list[dict]) -> dict[str, float]:
+    """The hub's CPU during the spawns by thread group (event loop, engine pool, ...), median over repeats."""
+    groups: dict[str, list[float]] = {}
+    for r in runs:
+        for g, cpu in ((r.get("undisturbed") or {}).get("cpu_spawn_by_thread_s") or {}).items():
+            groups.setdefault(g, []).append(cpu)
+    return {g: h.median(v) for g, v in groups.items()}
+
+
 def summarise(runs: dict[str, list], n: int) -> dict[str, Any]:
     s: dict[str, Any] = {}
     for v, rs in runs.items():
@@ -299,6 +308,7 @@ def summarise(runs: dict[str, list], n: int) -> dict[str, Any]:
             "dockerd_cpu_stop_s": _median_of(rs, "cpu_stop_s", "dockerd"),
             "max_lag_ms": _median_of(rs, "loop_lag", "max_ms"),
             "failures": sum(((r.get("undisturbed") or {}).get("spawn_failures", 0) or 0) + ("error" in r) for r in rs),
+            "hub_cpu_by_thread_s": _thread_medians(rs),
         }
     for a in ("ours", "ds14"):
         if a in s and "thin" in s:
@@ -354,6 +364,12 @@ def report(result: dict[str, Any]) -> str:
             if r:
                 lines.append(f"N={row['users']} {a}/thin: wall {h.fmt(r['wall_s'])}  p50 {h.fmt(r['p50_s'])}"
                              f"  hub CPU {h.fmt(r['hub_cpu_s'])}")
+    for row in result["rows"]:
+        threads = {v: s.get("hub_cpu_by_thread_s") for v, s in row["summary"].items()
+                   if not v.endswith("_over_thin") and v != "raw" and s.get("hub_cpu_by_thread_s")}
+        if threads:
+            lines.append(f"N={row['users']} hub CPU s by thread: "
+                         + "; ".join(f"{v} {', '.join(f'{g} {c}' for g, c in t.items())}" for v, t in threads.items()))
     hol = result.get("head_of_line")
     if hol:
         lines.append(f"head-of-line, {hol['users']} users ({hol['layer_mb']} MB layer at {hol['rate_mb_s']} MB/s; stop timeout 10 s):")
